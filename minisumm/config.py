@@ -1,0 +1,270 @@
+"""Every setting of a run, as four dataclasses with one help text per field.
+
+The CLIs build their flags from these fields (`add_arguments`), checkpoints store them as JSON
+(`RunConfig.to_dict` / `RunConfig.from_dict`), and `validate()` rejects bad values before any work is
+done, naming the allowed range. One place for each setting: its default, its help and its check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass, field
+
+from minisumm.errors import MinisummError
+
+METHODS = ("prompt", "lora", "last-layers", "full")
+
+# Default learning rates per method (AdamW, peak of the warmup + cosine schedule).
+# - prompt: Lester et al. 2021 used Adafactor at 0.3; with AdamW, 3e-2 to 3e-1 is the usual range
+#   (../docs in reference.md). A soft prompt needs a far higher rate than weights inside the network.
+# - lora: 2e-4, the LoRA paper's GPT-2 recipe (Hu et al. 2021, E2E NLG, appendix D).
+# - last-layers: 1e-4, between LoRA's rate and full fine-tuning's, as only 2 of 12 blocks move.
+# - full: 5e-5, the common rate for fine-tuning GPT-2 small end to end (Radford et al. fine-tuning
+#   practice; Hugging Face's run_clm default is 5e-5).
+DEFAULT_LR = {"prompt": 3e-2, "lora": 2e-4, "last-layers": 1e-4, "full": 5e-5}
+
+
+def _help(text: str, **extra) -> dict:
+    return {"help": text, **extra}
+
+
+@dataclass
+class ModelConfig:
+    model: str = field(default="gpt2", metadata=_help(
+        "Base model: a Hugging Face hub id, a local save_pretrained folder, or 'tiny-random' "
+        "(a tiny GPT-2 with seeded random weights and a byte-level tokenizer, for offline runs)."))
+    random_init: bool = field(default=False, metadata=_help(
+        "Build the model from its config with random weights (a folder with config and tokenizer but "
+        "no weights needs this; never done silently)."))
+
+
+@dataclass
+class DataConfig:
+    data: str = field(default="cnn_dailymail", metadata=_help(
+        "Data source: 'cnn_dailymail' (abisee/cnn_dailymail 3.0.0), 'sample' (the small dataset "
+        "shipped with minisumm) or a local .jsonl/.json/.csv file split by --split-ratios."))
+    train_file: str | None = field(default=None, metadata=_help("Local file for the train split."))
+    validation_file: str | None = field(default=None, metadata=_help("Local file for the validation split."))
+    test_file: str | None = field(default=None, metadata=_help("Local file for the test split."))
+    article_field: str = field(default="article", metadata=_help("Field holding the article text."))
+    summary_field: str = field(default="highlights", metadata=_help(
+        "Field holding the reference summary (sentences joined by newlines)."))
+    id_field: str = field(default="id", metadata=_help("Field holding the example id (row number if absent)."))
+    train_size: str = field(default="21000", metadata=_help(
+        "Examples drawn (seeded) from the train split, or 'all'."))
+    validation_size: str = field(default="6000", metadata=_help(
+        "Examples drawn (seeded) from the validation split, or 'all'."))
+    test_size: str = field(default="3000", metadata=_help(
+        "Examples drawn (seeded) from the test split, or 'all'."))
+    split_ratios: str = field(default="0.8,0.1,0.1", metadata=_help(
+        "train,validation,test shares when one local file is split into three."))
+    max_length: int = field(default=1024, metadata=_help(
+        "Tokens per example, shared by the soft prompt, article, separator, summary and EOS "
+        "(GPT-2 has 1,024 positions)."))
+    max_summary_tokens: int = field(default=128, metadata=_help(
+        "Cap on summary tokens; the article is truncated to fit, never the summary."))
+    separator: str = field(default="\nTL;DR: ", metadata=_help(
+        "Text between article and summary (GPT-2's own summarisation cue)."))
+    group_by_length: bool = field(default=True, metadata=_help(
+        "Batch examples of similar length together (sorted inside shuffled mega-batches) to waste "
+        "less compute on padding."))
+    cache_dir: str | None = field(default=None, metadata=_help(
+        "Where tokenised datasets are cached (default ~/.cache/minisumm)."))
+
+    def split_sizes(self) -> dict[str, int | None]:
+        """Requested examples per split, None meaning the whole split."""
+        return {"train": _size(self.train_size, "train-size"),
+                "validation": _size(self.validation_size, "validation-size"),
+                "test": _size(self.test_size, "test-size")}
+
+    def ratios(self) -> tuple[float, float, float]:
+        try:
+            parts = tuple(float(p) for p in self.split_ratios.split(","))
+        except ValueError:
+            parts = ()
+        if len(parts) != 3 or any(p < 0 for p in parts) or not 0.999 <= sum(parts) <= 1.001:
+            raise MinisummError(f"--split-ratios must be three non-negative numbers that add up to 1, "
+                                f"like 0.8,0.1,0.1; got {self.split_ratios!r}.")
+        return parts
+
+
+@dataclass
+class MethodConfig:
+    method: str = field(default="prompt", metadata=_help(
+        "Fine-tuning method.", choices=METHODS))
+    prompt_length: int = field(default=20, metadata=_help(
+        "Soft-prompt tokens P (prompt tuning); each uses one of the model's positions."))
+    prompt_init: str = field(default="text", metadata=_help(
+        "Soft-prompt initialisation: embeddings of --prompt-init-text, of tokens sampled from the 5,000 "
+        "most frequent, or uniform random.", choices=("text", "vocab", "random")))
+    prompt_init_text: str = field(default="Summarize the following news article:", metadata=_help(
+        "Text whose token embeddings (cycled or cut to P) initialise the soft prompt."))
+    lora_rank: int = field(default=8, metadata=_help("LoRA rank r."))
+    lora_alpha: float = field(default=16.0, metadata=_help("LoRA scale alpha; the update is scaled by alpha/r."))
+    lora_dropout: float = field(default=0.05, metadata=_help("Dropout on the LoRA path's input."))
+    lora_targets: str = field(default="qkv", metadata=_help(
+        "What LoRA adapts: the letters of q, k, v in c_attn ('qkv', 'qv', ...), optionally followed by "
+        "',proj' (attention output) and ',mlp' (both MLP layers), e.g. 'qkv,proj,mlp'."))
+    last_layers: int = field(default=2, metadata=_help(
+        "Transformer blocks trained by last-layers fine-tuning (the final layer norm trains too)."))
+    train_lm_head: bool = field(default=False, metadata=_help(
+        "Also train the LM head with last-layers; GPT-2 ties it to the input embedding, so this trains "
+        "the input embedding too (38.6M parameters on GPT-2 small)."))
+
+    def qkv(self) -> str:
+        """The q/k/v letters of --lora-targets, e.g. 'qv'."""
+        return self.lora_targets.split(",")[0]
+
+    def lora_extras(self) -> tuple[str, ...]:
+        return tuple(t for t in self.lora_targets.split(",")[1:] if t)
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = field(default=10, metadata=_help("Upper bound on epochs (early stopping usually ends sooner)."))
+    max_steps: int | None = field(default=None, metadata=_help("Upper bound on optimizer steps."))
+    batch_size: int = field(default=8, metadata=_help("Examples per micro-batch."))
+    grad_accum: int = field(default=4, metadata=_help(
+        "Micro-batches accumulated per optimizer step (effective batch = batch size x this)."))
+    lr: float | None = field(default=None, metadata=_help(
+        "Peak learning rate (default per method: prompt 3e-2, lora 2e-4, last-layers 1e-4, full 5e-5)."))
+    min_lr_ratio: float = field(default=0.1, metadata=_help("The cosine decays to this share of the peak rate."))
+    warmup_ratio: float = field(default=0.05, metadata=_help("Share of the optimizer steps spent in linear warmup."))
+    weight_decay: float = field(default=0.01, metadata=_help("AdamW weight decay."))
+    decay_1d: bool = field(default=False, metadata=_help(
+        "Also decay 1-D tensors (biases, layer norms); by default only tensors of 2 or more dimensions decay."))
+    max_grad_norm: float = field(default=1.0, metadata=_help("Gradient clipping norm (after unscaling); 0 turns it off."))
+    precision: str = field(default="auto", metadata=_help(
+        "auto: bf16 on CUDA where supported, else fp16 with GradScaler; fp32 on CPU.",
+        choices=("auto", "fp32", "bf16", "fp16")))
+    grad_checkpointing: bool = field(default=False, metadata=_help(
+        "Recompute each block's activations in the backward pass: less memory, about a third more compute."))
+    eval_every: int | None = field(default=None, metadata=_help(
+        "Validate every N optimizer steps (default: once per epoch)."))
+    patience: int = field(default=3, metadata=_help("Stop after this many validations without improvement."))
+    eval_batches: int | None = field(default=None, metadata=_help(
+        "Validate on at most this many batches (default: the whole validation split)."))
+    log_every: int = field(default=10, metadata=_help("Log the training loss every N optimizer steps."))
+    seed: int = field(default=42, metadata=_help("Seed for data subsets, data order, initialisation and dropout."))
+    device: str = field(default="auto", metadata=_help("cpu, cuda, cuda:N or auto."))
+
+
+@dataclass
+class RunConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def peak_lr(self) -> float:
+        return self.train.lr if self.train.lr is not None else DEFAULT_LR[self.method.method]
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict, source: str = "config") -> "RunConfig":
+        """Rebuild from `to_dict` output; unknown keys are an error (a newer format), missing keys default."""
+        parts = {}
+        for section in dataclasses.fields(cls):
+            section_cls = section.default_factory
+            values = raw.get(section.name, {})
+            if not isinstance(values, dict):
+                raise MinisummError(f"{source}: section {section.name!r} should be an object.")
+            known = {f.name for f in dataclasses.fields(section_cls)}
+            unknown = sorted(set(values) - known)
+            if unknown:
+                raise MinisummError(f"{source} has settings this minisumm does not know ({', '.join(unknown)}); "
+                                    f"it was probably written by a newer version: upgrade minisumm.")
+            parts[section.name] = section_cls(**values)
+        return cls(**parts)
+
+    def validate(self) -> None:
+        """Reject invalid values before any work is done, naming the allowed range."""
+        m, d, t = self.method, self.data, self.train
+        if m.method not in METHODS:
+            raise MinisummError(f"Unknown method {m.method!r}; choose one of {', '.join(METHODS)}.")
+        _check(m.prompt_length >= 1, f"--prompt-length must be at least 1; got {m.prompt_length}.")
+        _check(m.lora_rank >= 1, f"--lora-rank must be a positive integer (1 or more); got {m.lora_rank}.")
+        _check(m.lora_alpha > 0, f"--lora-alpha must be positive; got {m.lora_alpha}.")
+        _check(0 <= m.lora_dropout < 1, f"--lora-dropout must be in [0, 1); got {m.lora_dropout}.")
+        qkv = m.qkv()
+        _check(bool(qkv) and set(qkv) <= set("qkv") and len(set(qkv)) == len(qkv)
+               and set(m.lora_extras()) <= {"proj", "mlp"},
+               f"--lora-targets must be letters from q, k, v optionally followed by ',proj' and/or ',mlp' "
+               f"(e.g. 'qkv' or 'qv,proj'); got {m.lora_targets!r}.")
+        _check(m.last_layers >= 1, f"--last-layers must be at least 1; got {m.last_layers}.")
+        _check(d.max_summary_tokens >= 1, f"--max-summary-tokens must be at least 1; got {d.max_summary_tokens}.")
+        prefix = m.prompt_length if m.method == "prompt" else 0
+        # room for at least a few article tokens besides the prompt, summary and EOS (separator counted later)
+        needed = prefix + d.max_summary_tokens + 1 + MIN_ARTICLE_TOKENS
+        _check(d.max_length >= needed,
+               f"--max-length {d.max_length} leaves no room for the article: the soft prompt ({prefix}), "
+               f"summary ({d.max_summary_tokens}) and EOS need {needed - MIN_ARTICLE_TOKENS}, plus at least "
+               f"{MIN_ARTICLE_TOKENS} article tokens; lower --prompt-length or --max-summary-tokens.")
+        d.split_sizes()
+        d.ratios()
+        _check(t.epochs >= 1, f"--epochs must be at least 1; got {t.epochs}.")
+        _check(t.max_steps is None or t.max_steps >= 1, f"--max-steps must be at least 1; got {t.max_steps}.")
+        _check(t.batch_size >= 1, f"--batch-size must be at least 1; got {t.batch_size}.")
+        _check(t.grad_accum >= 1, f"--grad-accum must be at least 1; got {t.grad_accum}.")
+        _check(self.peak_lr() > 0, f"--lr must be positive; got {t.lr}.")
+        _check(0 <= t.min_lr_ratio <= 1, f"--min-lr-ratio must be in [0, 1]; got {t.min_lr_ratio}.")
+        _check(0 <= t.warmup_ratio < 1, f"--warmup-ratio must be in [0, 1); got {t.warmup_ratio}.")
+        _check(t.weight_decay >= 0, f"--weight-decay must be 0 or more; got {t.weight_decay}.")
+        _check(t.max_grad_norm >= 0, f"--max-grad-norm must be 0 (off) or more; got {t.max_grad_norm}.")
+        _check(t.eval_every is None or t.eval_every >= 1, f"--eval-every must be at least 1; got {t.eval_every}.")
+        _check(t.eval_batches is None or t.eval_batches >= 1,
+               f"--eval-batches must be at least 1; got {t.eval_batches}.")
+        _check(t.patience >= 1, f"--patience must be at least 1 (evaluations without improvement); got {t.patience}.")
+        _check(t.log_every >= 1, f"--log-every must be at least 1; got {t.log_every}.")
+
+
+MIN_ARTICLE_TOKENS = 16
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise MinisummError(message)
+
+
+def _size(value: str, flag: str) -> int | None:
+    if str(value).lower() == "all":
+        return None
+    try:
+        size = int(value)
+    except ValueError:
+        size = 0
+    if size < 1:
+        raise MinisummError(f"--{flag} must be a positive number of examples or 'all'; got {value!r}.")
+    return size
+
+
+def add_arguments(parser: argparse.ArgumentParser, section_cls, skip: tuple[str, ...] = ()) -> None:
+    """Add one flag per dataclass field (`lora_rank` -> `--lora-rank`), with its help and default."""
+    group = parser.add_argument_group(section_cls.__name__.replace("Config", "").lower())
+    for f in dataclasses.fields(section_cls):
+        if f.name in skip:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default
+        help_text = f"{f.metadata['help']} (default: {default!r})"
+        if f.type in ("bool", bool):
+            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=default,
+                               help=help_text)
+            continue
+        kind = {"int": int, "float": float, "int | None": int, "float | None": float}.get(str(f.type), str)
+        group.add_argument(flag, dest=f.name, type=kind, default=default, help=help_text,
+                           choices=f.metadata.get("choices"))
+
+
+def from_args(args: argparse.Namespace, base: RunConfig | None = None) -> RunConfig:
+    """Fill a RunConfig from parsed flags; flags a parser did not define keep `base`'s values."""
+    config = base or RunConfig()
+    for section in dataclasses.fields(RunConfig):
+        part = getattr(config, section.name)
+        for f in dataclasses.fields(part):
+            if hasattr(args, f.name):
+                setattr(part, f.name, getattr(args, f.name))
+    return config
