@@ -37,6 +37,8 @@ class ModelConfig:
     random_init: bool = field(default=False, metadata=_help(
         "Build the model from its config with random weights (a folder with config and tokenizer but "
         "no weights needs this; never done silently)."))
+    dropout: float | None = field(default=None, metadata=_help(
+        "Override GPT-2's dropout (embedding, attention, residual); default keeps the model's own (0.1)."))
 
 
 @dataclass
@@ -185,6 +187,8 @@ class RunConfig:
         m, d, t = self.method, self.data, self.train
         if m.method not in METHODS:
             raise MinisummError(f"Unknown method {m.method!r}; choose one of {', '.join(METHODS)}.")
+        _check(self.model.dropout is None or 0 <= self.model.dropout < 1,
+               f"--dropout must be in [0, 1); got {self.model.dropout}.")
         _check(m.prompt_length >= 1, f"--prompt-length must be at least 1; got {m.prompt_length}.")
         _check(m.lora_rank >= 1, f"--lora-rank must be a positive integer (1 or more); got {m.lora_rank}.")
         _check(m.lora_alpha > 0, f"--lora-alpha must be positive; got {m.lora_alpha}.")

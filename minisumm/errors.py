@@ -8,3 +8,14 @@ that sentence and exit with status 2, never a traceback from deep inside a libra
 
 class MinisummError(Exception):
     """A problem with the user's input, explained in one sentence."""
+
+
+def run_cli(main, argv=None) -> int:
+    """Run a CLI's `main(argv)`, turning a MinisummError into its one sentence on stderr and exit status 2."""
+    import sys
+
+    try:
+        return main(argv) or 0
+    except MinisummError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2

@@ -46,8 +46,11 @@ def byte_level_tokenizer() -> PreTrainedTokenizerBase:
 
 
 def tiny_random_config(vocab_size: int = 257) -> GPT2Config:
+    """2 layers, 2 heads, 64 wide. Weights drawn 10x wider than GPT-2's (std 0.2, not 0.02): at 0.02 a model
+    this small has near-uniform logits that only training the tied embedding can sharpen, so prompt tuning,
+    LoRA and last-layers could not show that they learn anything."""
     return GPT2Config(vocab_size=vocab_size, n_positions=1024, n_embd=64, n_layer=2, n_head=2,
-                      bos_token_id=vocab_size - 1, eos_token_id=vocab_size - 1)
+                      bos_token_id=vocab_size - 1, eos_token_id=vocab_size - 1, initializer_range=0.2)
 
 
 def _random_model(config: GPT2Config) -> GPT2LMHeadModel:
@@ -80,6 +83,14 @@ def load_model_and_tokenizer(name: str = "gpt2", random_init: bool = False
     if model.generation_config is not None:
         model.generation_config.pad_token_id = tokenizer.eos_token_id
     return model.float().eval(), tokenizer
+
+
+def set_dropout(model: GPT2LMHeadModel, p: float) -> None:
+    """Set every dropout of GPT-2 (embedding, attention, residual) to `p`, in the modules and the config."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = p
+    model.config.embd_pdrop = model.config.attn_pdrop = model.config.resid_pdrop = p
 
 
 def _load_local(folder: Path, random_init: bool):

@@ -1,0 +1,181 @@
+"""Checkpoints: the trainable weights only, in safetensors, with the run's settings in JSON.
+
+    runs/lora-20261128-101500/
+      config.json             everything needed to rebuild model and data (RunConfig + format version)
+      best/                   weights.safetensors (trainable tensors only) + config.json
+      last/                   the same + optimizer.safetensors, rng.safetensors, trainer_state.json
+      metrics.jsonl, summary.json
+
+Nothing here ever unpickles: tensors live in safetensors, settings and counters in JSON. A checkpoint
+folder is written whole under a temporary name and then renamed into place, so a process killed at any
+moment (or a full disk) leaves the previous checkpoint readable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from minisumm import __version__
+from minisumm.config import RunConfig
+from minisumm.errors import MinisummError
+
+FORMAT_VERSION = 1
+CONFIG = "config.json"
+WEIGHTS = "weights.safetensors"
+PICKLE_NAMES = ("pytorch_model.bin", "weights.pt", "weights.pth", "model.pt", "checkpoint.pt", "adapter_model.bin")
+
+
+# ---------------------------------------------------------------------------------------------- build
+def build(config: RunConfig):
+    """Base model + tokenizer + the method applied: `(model, tokenizer, trainable parameters)`."""
+    from minisumm import methods
+    from minisumm.model import load_model_and_tokenizer, set_dropout
+
+    model, tokenizer = load_model_and_tokenizer(config.model.model, random_init=config.model.random_init)
+    if config.model.dropout is not None:
+        set_dropout(model, config.model.dropout)
+    trainable = methods.apply(model, config.method, tokenizer=tokenizer)
+    return model, tokenizer, trainable
+
+
+# ---------------------------------------------------------------------------------------------- write
+def config_record(config: RunConfig) -> dict:
+    return {"format_version": FORMAT_VERSION, "minisumm_version": __version__, "config": config.to_dict()}
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Write JSON atomically: a temporary file in the same folder, then rename over the target."""
+    path = Path(path)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w") as stream:
+            json.dump(data, stream, indent=2)
+            stream.write("\n")
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(folder: Path, config: RunConfig, weights: dict[str, torch.Tensor],
+                    tensors: dict[str, dict[str, torch.Tensor]] | None = None,
+                    state: dict | None = None) -> None:
+    """Write `folder` whole or not at all.
+
+    `weights` are the trainable tensors; `tensors` maps extra file stems (e.g. "optimizer") to more
+    tensors; `state` is JSON-able trainer state. Everything goes into `folder.tmp-*` first; then the old
+    folder moves aside, the new one moves in, and the old one is deleted.
+    """
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.tmp-"))
+    try:
+        save_file(_contiguous(weights), staging / WEIGHTS, metadata={"format": "pt", "method": config.method.method})
+        for stem, group in (tensors or {}).items():
+            save_file(_contiguous(group), staging / f"{stem}.safetensors")
+        if state is not None:
+            write_json(staging / "trainer_state.json", state)
+        write_json(staging / CONFIG, config_record(config))
+        _swap_in(staging, folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _swap_in(staging: Path, folder: Path) -> None:
+    old = folder.with_name(folder.name + ".old")
+    if folder.exists():
+        if old.exists():  # a previous swap died after moving `folder` aside and finished moving the new one in
+            shutil.rmtree(old)
+        os.rename(folder, old)
+    os.rename(staging, folder)  # between these two renames only `folder.old` exists; readers fall back to it
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _contiguous(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {name: t.detach().to("cpu").contiguous() for name, t in tensors.items()}
+
+
+def folder_size(folder: Path) -> int:
+    return sum(f.stat().st_size for f in Path(folder).rglob("*") if f.is_file())
+
+
+# ---------------------------------------------------------------------------------------------- read
+def resolve(path: str | Path) -> Path:
+    """A run folder means its `best/`; a checkpoint folder means itself; `X.old` stands in for a lost `X`."""
+    path = Path(path)
+    if not path.exists() and path.with_name(path.name + ".old").is_dir():
+        path = path.with_name(path.name + ".old")
+    if not path.exists():
+        raise MinisummError(f"{path} does not exist; give a run folder (runs/<name>) or a checkpoint folder "
+                            f"(runs/<name>/best or runs/<name>/last).")
+    if not path.is_dir():
+        raise MinisummError(f"{path} is a file, not a checkpoint; give its run folder or checkpoint folder.")
+    if not (path / WEIGHTS).exists():
+        for name in ("best", "last"):
+            candidate = path / name
+            if not candidate.exists() and (path / f"{name}.old").is_dir():
+                candidate = path / f"{name}.old"
+            if (candidate / WEIGHTS).exists():
+                return candidate
+        pickles = [name for name in PICKLE_NAMES if (path / name).exists()]
+        if pickles:
+            raise MinisummError(f"{path} holds {pickles[0]}, a pickle file that minisumm never loads (unpickling "
+                                f"can run arbitrary code); minisumm checkpoints are {WEIGHTS} + {CONFIG}.")
+        raise MinisummError(f"{path} is not a minisumm checkpoint: it has no {WEIGHTS}, best/ or last/; give a run "
+                            f"folder written by train.py or one of its best/ or last/ folders.")
+    return path
+
+
+def read_config(folder: Path) -> RunConfig:
+    """The RunConfig stored in a checkpoint folder, refusing formats newer than this minisumm."""
+    path = Path(folder) / CONFIG
+    if not path.is_file():
+        raise MinisummError(f"{folder} has weights but no {CONFIG}, so the model cannot be rebuilt; copy the run's "
+                            f"config.json into it.")
+    try:
+        record = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise MinisummError(f"{path} is not valid JSON ({error}); the checkpoint's config is corrupt.") from None
+    if not isinstance(record, dict) or "config" not in record:
+        raise MinisummError(f"{path} is not a minisumm checkpoint config (no 'config' section).")
+    version = record.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise MinisummError(f"{path} was written in checkpoint format {version}, newer than this minisumm's "
+                            f"{FORMAT_VERSION} (minisumm {__version__}); upgrade minisumm to load it.")
+    config = RunConfig.from_dict(record["config"], source=str(path))
+    config.validate()
+    return config
+
+
+def read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """Load a safetensors file, turning a truncated, corrupt or non-safetensors file into one sentence."""
+    if not Path(path).is_file():
+        raise MinisummError(f"{path} is missing; the checkpoint is incomplete.")
+    try:
+        return load_file(path)
+    except (SafetensorError, OSError, ValueError) as error:
+        raise MinisummError(f"{path} is not a readable safetensors file ({str(error)[:120]}); it is truncated, "
+                            f"corrupt, or another format (minisumm never unpickles files).") from None
+
+
+def load_checkpoint(path: str | Path):
+    """`(model, tokenizer, config)` ready for inference from a run folder or its `best/` or `last/`."""
+    from minisumm import methods
+
+    folder = resolve(path)
+    config = read_config(folder)
+    weights = read_tensors(folder / WEIGHTS)
+    model, tokenizer, _ = build(config)
+    methods.load_trainable_state_dict(model, weights)
+    return model.eval(), tokenizer, config

@@ -1,0 +1,173 @@
+"""`python evaluate.py RUN`: evaluation loss and ROUGE of a checkpoint, or of a baseline, on a test split.
+
+    python evaluate.py runs/lora-20261128-101500               # the run's own test split and settings
+    python evaluate.py runs/lora-… --data my.jsonl             # every row of a file
+    python evaluate.py --baseline lead3 --data cnn_dailymail   # first three sentences of each article
+    python evaluate.py --baseline zero-shot --model gpt2       # the untrained model with the "TL;DR:" cue
+
+The model is rebuilt from the checkpoint's own config; LoRA is merged before decoding (no extra cost per
+token); the soft prompt goes into the prefill. Writes `eval/metrics.json` and `eval/predictions.jsonl`
+(id, reference, prediction) in the run folder (or `--out`), and prints a short table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from minisumm import batching, checkpoint, data, methods
+from minisumm.config import DataConfig, ModelConfig, RunConfig, add_arguments
+from minisumm.device import autocast, peak_memory_mb, resolve_device, resolve_precision
+from minisumm.errors import MinisummError, run_cli
+from minisumm.generate import summarize
+from minisumm.metrics import evaluation_loss, lead3, rouge_scores
+
+ROUGE_KEYS = ("rouge1", "rouge2", "rougeL", "rougeLsum")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="evaluate.py", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                                description="Evaluation loss and ROUGE of a minisumm checkpoint or a baseline.")
+    p.add_argument("checkpoint", nargs="?", help="A run folder, or its best/ or last/ folder.")
+    p.add_argument("--baseline", choices=("lead3", "zero-shot"), help="Score a baseline instead of a checkpoint.")
+    p.add_argument("--model", default="gpt2", help="Base model of the zero-shot baseline (as for train.py).")
+    p.add_argument("--random-init", action="store_true", help="Zero-shot baseline with random weights.")
+    p.add_argument("--data", default=None, help="Override the data source: cnn_dailymail, sample, or a file "
+                                                "(every row of a file is scored).")
+    p.add_argument("--split", default="test", choices=data.SPLITS, help="Split of a named source to score.")
+    p.add_argument("--limit", type=int, default=None, help="Score only the first N examples.")
+    decode = p.add_argument_group("decoding")
+    decode.add_argument("--beams", type=int, default=1, help="Beam width (1 = greedy).")
+    decode.add_argument("--max-new-tokens", type=int, default=128, help="Longest summary, in tokens.")
+    decode.add_argument("--min-new-tokens", type=int, default=0, help="Shortest summary before EOS is allowed.")
+    decode.add_argument("--no-repeat-ngram", type=int, default=3, help="Ban repeating n-grams of this size (0: off).")
+    decode.add_argument("--length-penalty", type=float, default=1.0, help="Beam score = logprob / length**this.")
+    p.add_argument("--batch-size", type=int, default=8, help="Examples per batch for loss and decoding.")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto.")
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
+                   help="Autocast precision (auto: bf16/fp16 on CUDA, fp32 on CPU).")
+    p.add_argument("--seed", type=int, default=0, help="Seed of the bootstrap intervals.")
+    p.add_argument("--out", default=None, help="Output folder (default: <run>/eval, or runs/baseline-<name>/eval).")
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    _check_args(args)
+    model, tokenizer, config, out = _load(args)
+    data_cfg = config.data
+    examples = _examples(args, data_cfg, config.train.seed)
+    device = resolve_device(args.device)
+    precision = resolve_precision(args.precision, device)
+    prefix = methods.prefix_tokens(config.method) if model is not None else 0
+    results = {"source": str(args.checkpoint or args.baseline), "data": args.data or data_cfg.data,
+               "split": None if _is_file(args.data) else args.split, "examples": len(examples),
+               "device": str(device), "precision": precision}
+    started = time.perf_counter()
+    if model is None:  # lead-3
+        predictions = [lead3(example.article) for example in examples]
+    else:
+        model.to(device)
+        results.update(_loss(model, tokenizer, examples, data_cfg, prefix, args, device, precision))
+        methods.merge(model)  # LoRA: fold B·A into the weights, so decoding costs what the base model costs
+        with autocast(device, precision):
+            predictions = summarize(model, tokenizer, [e.article for e in examples], data_cfg, prefix,
+                                    max_new_tokens=args.max_new_tokens, min_new_tokens=args.min_new_tokens,
+                                    num_beams=args.beams, no_repeat_ngram=args.no_repeat_ngram,
+                                    length_penalty=args.length_penalty, batch_size=args.batch_size)
+    results["decode_time_s"] = time.perf_counter() - started
+    scores = rouge_scores(predictions, [e.summary for e in examples], seed=args.seed)
+    results["rouge"] = {key: {k: scores[key][k] for k in ("mean", "mid", "low", "high")} for key in ROUGE_KEYS}
+    results["peak_memory_mb"] = peak_memory_mb(device)
+    results["decoding"] = {"beams": args.beams, "max_new_tokens": args.max_new_tokens,
+                           "min_new_tokens": args.min_new_tokens, "no_repeat_ngram": args.no_repeat_ngram,
+                           "length_penalty": args.length_penalty}
+    _write(out, results, examples, predictions)
+    print(table(results))
+    print(f"Wrote {out / 'metrics.json'} and {out / 'predictions.jsonl'}")
+    return 0
+
+
+def _check_args(args) -> None:
+    if bool(args.checkpoint) == bool(args.baseline):
+        raise MinisummError("Give either a checkpoint (python evaluate.py runs/<run>) or --baseline lead3|zero-shot.")
+    for flag, value, low in (("--beams", args.beams, 1), ("--max-new-tokens", args.max_new_tokens, 1),
+                             ("--min-new-tokens", args.min_new_tokens, 0), ("--no-repeat-ngram", args.no_repeat_ngram, 0),
+                             ("--batch-size", args.batch_size, 1), ("--limit", args.limit or 1, 1)):
+        if value < low:
+            raise MinisummError(f"{flag} must be at least {low}; got {value}.")
+    if args.min_new_tokens > args.max_new_tokens:
+        raise MinisummError(f"--min-new-tokens ({args.min_new_tokens}) cannot exceed --max-new-tokens "
+                            f"({args.max_new_tokens}).")
+
+
+def _load(args):
+    """`(model or None for lead-3, tokenizer, RunConfig, output folder)`."""
+    if args.checkpoint:
+        model, tokenizer, config = checkpoint.load_checkpoint(args.checkpoint)
+        folder = checkpoint.resolve(args.checkpoint)
+        run = folder.parent if folder.name in ("best", "last", "best.old", "last.old") else folder
+        return model, tokenizer, config, Path(args.out) if args.out else run / "eval"
+    config = RunConfig(model=ModelConfig(model=args.model, random_init=args.random_init), data=DataConfig())
+    out = Path(args.out) if args.out else Path("runs") / f"baseline-{args.baseline}" / "eval"
+    if args.baseline == "lead3":
+        return None, None, config, out
+    config.method.method = "full"  # nothing is trained; "full" adds no module to the base model
+    model, tokenizer, _ = checkpoint.build(config)
+    return model.eval(), tokenizer, config, out
+
+
+def _is_file(source: str | None) -> bool:
+    return source is not None and Path(source).suffix.lower() in (".jsonl", ".json", ".csv")
+
+
+def _examples(args, data_cfg: DataConfig, seed: int) -> list[data.Example]:
+    if _is_file(args.data):
+        examples = data.load_file(args.data, data_cfg)
+    else:
+        if args.data:
+            data_cfg.data = args.data
+        examples = data.load_splits(data_cfg, seed, splits=(args.split,))[args.split]
+    examples = examples[:args.limit] if args.limit else examples
+    if not examples:
+        raise MinisummError(f"No examples to evaluate in {args.data or data_cfg.data} ({args.split}).")
+    return examples
+
+
+def _loss(model, tokenizer, examples, data_cfg, prefix, args, device, precision) -> dict:
+    """The training loss on these examples (summary tokens + EOS, averaged over tokens) and its perplexity."""
+    encoded = batching.encode_examples(tokenizer, examples, data_cfg, prefix)
+    order = batching.batch_order([len(e["input_ids"]) for e in encoded], args.batch_size, seed=0, epoch=0,
+                                 shuffle=False, group_by_length=False)
+    batches = (batching.collate([encoded[i] for i in ids], tokenizer.eos_token_id) for ids in order)
+    result = evaluation_loss(model, batches, device, precision)
+    return {"loss": result["loss"], "perplexity": result["perplexity"], "loss_tokens": result["tokens"]}
+
+
+def _write(out: Path, results: dict, examples, predictions) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    lines = [json.dumps({"id": e.id, "reference": e.summary, "prediction": p}) + "\n"
+             for e, p in zip(examples, predictions)]
+    tmp = out / ".predictions.jsonl.tmp"
+    tmp.write_text("".join(lines))
+    tmp.replace(out / "predictions.jsonl")
+    checkpoint.write_json(out / "metrics.json", results)
+
+
+def table(results: dict) -> str:
+    rows = [f"{'examples':<12}{results['examples']}"]
+    if "loss" in results:
+        rows.append(f"{'loss':<12}{results['loss']:.4f}  (perplexity {results['perplexity']:.2f})")
+    for key in ROUGE_KEYS:
+        r = results["rouge"][key]
+        interval = f"  [{r['low']:.2f}, {r['high']:.2f}]" if r["low"] is not None else ""
+        rows.append(f"{key:<12}{r['mid']:.2f}{interval}")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

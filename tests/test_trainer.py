@@ -1,0 +1,152 @@
+"""The training loop: accumulation, clipping, early stopping, overfitting, resume, run folders."""
+
+import json
+import os
+import signal
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import tiny_config
+from minisumm import methods, trainer as trainer_module
+from minisumm.config import MethodConfig
+from minisumm.errors import MinisummError
+from minisumm.forward import label_loss
+from minisumm.model import load_model_and_tokenizer
+from minisumm.trainer import Trainer, make_optimizer
+
+
+def last_weights(run):
+    return load_file(run / "last" / "weights.safetensors")
+
+
+def events(run, kind):
+    return [r for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if r["type"] == kind]
+
+
+def test_accumulated_micro_batches_equal_one_large_batch(tmp_path):
+    """4 examples as 2 micro-batches of 2 give the same update as 1 batch of 4 (token-weighted loss)."""
+    results = []
+    for batch_size, accum in ((4, 1), (2, 2)):
+        config = tiny_config("full", tmp_path, batch_size=batch_size, grad_accum=accum, max_steps=1,
+                             warmup_ratio=0.0, lr=1e-3)
+        config.data.group_by_length = False
+        config.model.dropout = 0.0
+        run = tmp_path / f"run-{batch_size}"
+        Trainer(config, run, show_progress=False).train()
+        results.append((last_weights(run), events(run, "train")[0]["loss"]))
+    (big, big_loss), (small, small_loss) = results
+    assert small_loss == pytest.approx(big_loss, rel=1e-5)
+    for name in big:
+        torch.testing.assert_close(small[name], big[name], rtol=1e-4, atol=1e-6)
+    assert any(not torch.equal(big[n], load_model_and_tokenizer("tiny-random")[0].state_dict()[n]) for n in big)
+
+
+def test_clipping_bounds_the_gradient_norm(tmp_path, monkeypatch):
+    seen = []
+    original_step = torch.optim.AdamW.step
+
+    def spy(self, *args, **kwargs):
+        grads = [p.grad for group in self.param_groups for p in group["params"] if p.grad is not None]
+        seen.append(float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))))
+        return original_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", spy)
+    for max_norm in (0.0, 1e-3):  # 0 turns clipping off: the raw norm is far above 1e-3
+        config = tiny_config("last-layers", tmp_path, max_steps=2, max_grad_norm=max_norm)
+        Trainer(config, tmp_path / f"run-{max_norm}", show_progress=False).train()
+    unclipped, clipped = seen[:2], seen[2:]
+    assert min(unclipped) > 1e-2
+    assert max(clipped) <= 1e-3 * (1 + 1e-4)
+
+
+def test_early_stopping_restores_the_best_weights(tmp_path, monkeypatch):
+    scripted = iter([5.0, 4.0, 3.0, 3.5, 3.2, 3.1, 1.0])  # baseline, then one eval per step
+    monkeypatch.setattr(Trainer, "_validation_loss", lambda self: next(scripted))
+    config = tiny_config("lora", tmp_path, eval_every=1, patience=3, max_steps=20, lr=1e-2)
+    run = tmp_path / "run"
+    trainer = Trainer(config, run, show_progress=False)
+    summary = trainer.train()
+    assert summary["steps"] == 5  # best at step 2, then 3 evaluations without improvement
+    assert summary["best_step"] == 2 and summary["best_val_loss"] == 3.0 and summary["stopped_early"]
+    best = load_file(run / "best" / "weights.safetensors")
+    current = methods.trainable_state_dict(trainer.model)
+    assert all(torch.equal(best[name], current[name].cpu()) for name in best)
+    assert not all(torch.equal(best[name], last_weights(run)[name]) for name in best)  # last/ moved on
+
+
+@pytest.mark.parametrize("method, lr", [("prompt", 0.3), ("lora", 1e-2), ("last-layers", 3e-3), ("full", 3e-3)])
+def test_every_method_overfits_one_tiny_batch(method, lr):
+    torch.manual_seed(0)
+    model, tokenizer = load_model_and_tokenizer("tiny-random")
+    params = methods.apply(model, MethodConfig(method=method), tokenizer=tokenizer)
+    config = tiny_config(method, lr=lr, weight_decay=0.0)
+    optimizer = make_optimizer(params, config, torch.device("cpu"))
+    ids = torch.tensor([tokenizer.encode("The mayor of Lowtown opened a bridge. TL;DR: bridge opened")])
+    labels = ids.clone()
+    labels[:, :-14] = -100
+    model.eval()  # no dropout: the only change between steps is the update
+    losses = []
+    for _ in range(40):
+        loss_sum, count = label_loss(model, ids, torch.ones_like(ids), labels)
+        loss = loss_sum / count
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0], losses
+
+
+def test_resume_equals_uninterrupted_bitwise(tmp_path, monkeypatch):
+    config = tiny_config("lora", tmp_path, max_steps=6, eval_every=2, lr=1e-2)
+    straight = tmp_path / "straight"
+    Trainer(config, straight, show_progress=False).train()
+
+    real_lr_at = trainer_module.lr_at
+
+    def interrupt_at_step_3(step, **kwargs):
+        if step == 3:
+            os.kill(os.getpid(), signal.SIGINT)  # as if the user pressed Ctrl-C during step 3
+        return real_lr_at(step, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "lr_at", interrupt_at_step_3)
+    broken = tmp_path / "broken"
+    result = Trainer(tiny_config("lora", tmp_path, max_steps=6, eval_every=2, lr=1e-2), broken,
+                     show_progress=False).train()
+    assert result["interrupted"] == "SIGINT" and result["step"] == 4
+    monkeypatch.setattr(trainer_module, "lr_at", real_lr_at)
+    resumed_config = trainer_module.RunFolder  # noqa: F841  (the CLI reads the config back from the run)
+    from minisumm.checkpoint import read_config
+    summary = Trainer(read_config(broken), broken, resume=True, show_progress=False).train()
+    assert summary["steps"] == 6
+    for folder in ("last", "best"):
+        a = load_file(straight / folder / "weights.safetensors")
+        b = load_file(broken / folder / "weights.safetensors")
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), folder
+    assert events(straight, "eval")[-1]["val_loss"] == events(broken, "eval")[-1]["val_loss"]
+
+
+def test_non_empty_run_folder_is_refused(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "notes.txt").write_text("keep me")
+    with pytest.raises(MinisummError, match="is not empty; pass --resume"):
+        Trainer(tiny_config("lora", tmp_path, max_steps=1), run, show_progress=False)
+    assert (run / "notes.txt").read_text() == "keep me"
+
+
+def test_run_folder_contents_and_summary(tmp_path):
+    run = tmp_path / "run"
+    summary = Trainer(tiny_config("prompt", tmp_path, max_steps=3, eval_every=2), run, show_progress=False).train()
+    assert {"config.json", "best", "last", "metrics.jsonl", "summary.json"} <= {p.name for p in run.iterdir()}
+    assert set(load_file(run / "best" / "weights.safetensors")) == {"soft_prompt.embedding"}
+    assert {p.name for p in (run / "last").iterdir()} == {"config.json", "weights.safetensors",
+                                                         "optimizer.safetensors", "rng.safetensors",
+                                                         "trainer_state.json"}
+    for key in ("method", "trainable_params", "best_val_loss", "steps", "epochs", "wall_time_s", "tokens_per_s",
+                "peak_memory_mb", "checkpoint_bytes", "device", "precision"):
+        assert key in summary
+    assert summary["trainable_params"] == 20 * 64 and summary["checkpoint_bytes"] < 20_000
+    assert json.loads((run / "summary.json").read_text()) == json.loads(json.dumps(summary))
+    assert [e["step"] for e in events(run, "eval")] == [0, 2, 3]

@@ -1,0 +1,159 @@
+"""Training faults: NaN losses, out of memory, signals, a save killed half way, a full disk.
+
+Each case ends in one clear sentence or a documented recovery, and the last good checkpoint survives.
+"""
+
+import errno
+import json
+import os
+import signal
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import tiny_config
+from minisumm import checkpoint, trainer as trainer_module
+from minisumm.checkpoint import load_checkpoint, read_config
+from minisumm.errors import MinisummError
+from minisumm.trainer import Trainer
+
+
+def weights(folder):
+    return load_file(folder / "weights.safetensors")
+
+
+def state_step(run):
+    return json.loads((run / "last" / "trainer_state.json").read_text())["trainer"]["step"]
+
+
+def trained_run(tmp_path, steps=2):
+    """A run that has saved last/ at step `steps` (eval every step), and its trainer."""
+    run = tmp_path / "run"
+    trainer = Trainer(tiny_config("lora", tmp_path, max_steps=steps + 10, eval_every=1, lr=1e-2), run,
+                      show_progress=False)
+    bar = type("Bar", (), {"update": lambda *a: None, "set_postfix": lambda *a, **k: None})()
+    trainer._evaluate()
+    for _ in range(steps):
+        trainer._train_step(bar)
+        trainer._evaluate()
+    return trainer, run, bar
+
+
+def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    trainer, run, bar = trained_run(tmp_path)
+    before = weights(run / "last")
+    real = trainer_module.label_loss
+    monkeypatch.setattr(trainer_module, "label_loss",
+                        lambda *a, **k: (real(*a, **k)[0] * float("nan"), real(*a, **k)[1]))
+    with pytest.raises(MinisummError, match=r"loss became nan at step 2.*last good checkpoint"):
+        trainer._train_step(bar)
+    after = weights(run / "last")
+    assert all(torch.equal(before[k], after[k]) for k in before) and state_step(run) == 2
+
+
+def test_fp16_overflow_skips_the_step_through_the_grad_scaler(tmp_path, monkeypatch):
+    trainer, run, bar = trained_run(tmp_path, steps=1)
+    trainer.precision = "fp16"
+    trainer.scaler = torch.amp.GradScaler("cpu", enabled=True)
+    real = trainer_module.label_loss
+    monkeypatch.setattr(trainer_module, "label_loss",
+                        lambda *a, **k: (real(*a, **k)[0] * float("inf"), real(*a, **k)[1]))
+    monkeypatch.setattr(trainer_module, "autocast", lambda *a: torch.autocast("cpu", enabled=False))
+    params_before = [p.detach().clone() for p in trainer.params]
+    scale_before = trainer.scaler.get_scale()
+    trainer._train_step(bar)  # no error: the scaler sees inf gradients and skips the update
+    assert all(torch.equal(a, b) for a, b in zip(params_before, trainer.params))
+    assert trainer.scaler.get_scale() < scale_before
+
+
+def test_out_of_memory_suggests_smaller_batches_or_checkpointing(tmp_path, monkeypatch):
+    def oom(self, **batch):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(trainer_module.LossModule, "forward", oom)
+    trainer = Trainer(tiny_config("lora", tmp_path, max_steps=3), tmp_path / "run", show_progress=False)
+    with pytest.raises(MinisummError, match=r"--batch-size 2 --grad-accum 4.*--grad-checkpointing"):
+        trainer.train()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signals_save_last_and_exit_cleanly(tmp_path, monkeypatch, sig):
+    real_lr_at = trainer_module.lr_at
+
+    def send(step, **kwargs):
+        if step == 1:
+            os.kill(os.getpid(), sig)
+        return real_lr_at(step, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "lr_at", send)
+    run = tmp_path / "run"
+    result = Trainer(tiny_config("lora", tmp_path, max_steps=50), run, show_progress=False).train()
+    assert result["interrupted"] == sig.name and f"--resume {run}" in result["message"]
+    assert state_step(run) == 2  # the step in flight finished, then last/ was saved
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+
+
+def test_process_killed_in_the_middle_of_a_save_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
+    trainer, run, bar = trained_run(tmp_path)
+    before = weights(run / "last")
+    calls = []
+
+    def die_on_second_file(tensors, path, metadata=None):
+        calls.append(path)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # stands in for the process dying while writing
+        return real_save(tensors, path, metadata=metadata)
+
+    real_save = checkpoint.save_file
+    monkeypatch.setattr(checkpoint, "save_file", die_on_second_file)
+    trainer._train_step(bar)
+    with pytest.raises(KeyboardInterrupt):
+        trainer._save_last()
+    after = weights(run / "last")
+    assert all(torch.equal(before[k], after[k]) for k in before) and state_step(run) == 2
+    load_checkpoint(run / "last")  # still a whole, loadable checkpoint
+    assert not [p for p in run.iterdir() if ".tmp-" in p.name]  # the half-written copy was removed
+
+
+def test_death_between_the_two_renames_falls_back_to_the_old_folder(tmp_path, monkeypatch):
+    trainer, run, bar = trained_run(tmp_path)
+    before = weights(run / "last")
+    real_rename = os.rename
+    calls = []
+
+    def die_on_second_rename(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_rename(src, dst)
+
+    monkeypatch.setattr(checkpoint.os, "rename", die_on_second_rename)
+    trainer._train_step(bar)
+    with pytest.raises(KeyboardInterrupt):
+        trainer._save_last()
+    monkeypatch.setattr(checkpoint.os, "rename", real_rename)
+    assert not (run / "last").exists() and (run / "last.old").is_dir()
+    _, _, config = load_checkpoint(run / "last")  # readers fall back to last.old
+    assert config.method.method == "lora"
+    resumed = Trainer(read_config(run), run, resume=True, show_progress=False)
+    assert resumed.state.step == 2
+    assert all(torch.equal(before[k], v.cpu()) for k, v in
+               trainer_module.methods.trainable_state_dict(resumed.model).items())
+    resumed._save_last()
+    assert (run / "last").is_dir() and not (run / "last.old").exists()
+
+
+def test_full_disk_is_one_sentence_and_the_previous_checkpoint_stays(tmp_path, monkeypatch):
+    trainer, run, bar = trained_run(tmp_path)
+    before = weights(run / "last")
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checkpoint, "save_file", full_disk)
+    trainer._train_step(bar)
+    with pytest.raises(MinisummError, match=r"Could not write last/ .*No space left on device.*intact"):
+        trainer._save_last()
+    after = weights(run / "last")
+    assert all(torch.equal(before[k], after[k]) for k in before)
