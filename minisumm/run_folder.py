@@ -26,6 +26,8 @@ class RunFolder:
         self.path, self.config, self.is_main = Path(path), config, is_main
         self.started = time.time()
         self.previous_wall_s = 0.0
+        if not is_main:  # only rank 0 checks and writes; the others would see the folder it just filled
+            return
         if resume:
             if not (self.path / "last").is_dir() and not (self.path / "last.old").is_dir():
                 raise MinisummError(f"Cannot resume {self.path}: it has no last/ checkpoint (was it written by "
@@ -37,12 +39,10 @@ class RunFolder:
             if not overwrite:
                 raise MinisummError(f"Run folder {self.path} is not empty; pass --resume {self.path} to continue it, "
                                     f"--overwrite to replace it, or another --out.")
-            if is_main:
-                shutil.rmtree(self.path)
-        if is_main:
-            self.path.mkdir(parents=True, exist_ok=True)
-            self._guard(lambda: checkpoint.write_json(self.path / checkpoint.CONFIG,
-                                                      checkpoint.config_record(config)), "config.json")
+            shutil.rmtree(self.path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._guard(lambda: checkpoint.write_json(self.path / checkpoint.CONFIG, checkpoint.config_record(config)),
+                    "config.json")
 
     def _guard(self, write, what: str) -> None:
         try:

@@ -244,7 +244,7 @@ class Trainer:
         state.train_tokens += tokens
         bar.update(1)
         bar.set_postfix(loss=f"{step_loss:.3f}", lr=f"{lr:.2e}", tok_s=f"{tokens / elapsed:.0f}")
-        if state.step % config.train.log_every == 0 or state.step == 1:
+        if state.step % config.train.log_every == 0 or state.step in (1, self.total_steps):
             self.run.log({"type": "train", "step": state.step, "epoch": state.step / self.steps_per_epoch,
                           "loss": step_loss, "lr": lr, "grad_norm": grad_norm, "tokens_per_s": tokens / elapsed})
 

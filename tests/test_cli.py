@@ -75,9 +75,13 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_pat
     assert result.returncode == 0, result.stderr[-2000:]
     one, two = records(single, "train"), records(double, "train")
     assert [r["step"] for r in one] == [r["step"] for r in two] == [1, 2]
-    for a, b in zip(one, two):
-        assert b["loss"] == pytest.approx(a["loss"], rel=1e-4)
-    for a, b in zip(records(single, "eval"), records(double, "eval")):
-        assert b["val_loss"] == pytest.approx(a["val_loss"], rel=1e-4)
+    # before any update the two set-ups compute the same numbers up to float summation order; after an
+    # update, Adam's first step (≈ lr · sign(g)) magnifies that noise on near-zero gradients a little
+    assert two[0]["loss"] == pytest.approx(one[0]["loss"], rel=1e-5)
+    assert two[1]["loss"] == pytest.approx(one[1]["loss"], rel=1e-3)
+    (base_1, *after_1), (base_2, *after_2) = records(single, "eval"), records(double, "eval")
+    assert base_2["val_loss"] == pytest.approx(base_1["val_loss"], rel=1e-5)
+    for a, b in zip(after_1, after_2):
+        assert b["val_loss"] == pytest.approx(a["val_loss"], rel=1e-3)
     assert json.loads((double / "summary.json").read_text())["world_size"] == 2
     assert not list(tmp_path.glob("double*/double"))  # one run folder, written by rank 0 only

@@ -1,0 +1,122 @@
+"""The four ways minisumm fine-tunes GPT-2, behind one small interface.
+
+    apply(model, method_config, tokenizer=None) → the trainable parameters
+        freezes every base parameter, then adds or unfreezes the method's own:
+        prompt       a soft prompt in front of the input (prompt.py, Lester et al. 2021)
+        lora         low-rank updates beside the attention projections (lora.py, Hu et al. 2021)
+        last-layers  the last N blocks and the final layer norm (last_layers.py)
+        full         everything
+
+The trainer, checkpoints and evaluation never ask which method they run: they train what `apply`
+returns, save `trainable_state_dict`, restore it with `load_trainable_state_dict` after `apply` on a
+fresh base model, and call `merge`/`unmerge` around evaluation (no-ops unless LoRA is applied).
+
+GPT-2 ties `lm_head.weight` to `transformer.wte.weight`: one tensor under two names. Everything here
+walks `model.parameters()` / `named_parameters()`, which list a shared tensor once (under its first name,
+`transformer.wte.weight`), so it is never returned, counted or saved twice.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from minisumm.config import METHODS, MethodConfig
+from minisumm.errors import MinisummError
+from minisumm.methods.last_layers import unfreeze_all, unfreeze_last_layers
+from minisumm.methods.lora import LoRAConv1D, add_lora, lora_modules, unwrap
+from minisumm.methods.prompt import SoftPrompt, add_soft_prompt
+from minisumm.methods.peft_format import peft_adapter
+
+__all__ = ["apply", "prefix_tokens", "trainable_state_dict", "load_trainable_state_dict", "merge", "unmerge",
+           "merge_and_unload", "peft_adapter", "LoRAConv1D", "SoftPrompt"]
+
+
+def apply(model, method_config: MethodConfig, tokenizer=None) -> list[nn.Parameter]:
+    """Prepare `model` (a GPT2LMHeadModel, changed in place) for `method_config.method`; return its trainables.
+
+    The returned list is exactly the parameters with requires_grad, each once. `tokenizer` is needed
+    only by prompt tuning's default "text" initialisation (a ValueError without it); when weights will be
+    loaded over the fresh values anyway, `prompt_init` "random" avoids the need.
+    """
+    method = method_config.method
+    if method not in METHODS:
+        raise MinisummError(f"Unknown method {method!r}; choose one of {', '.join(METHODS)}.")
+    model.requires_grad_(False)
+    if method == "prompt":
+        add_soft_prompt(model, method_config.prompt_length, method_config.prompt_init,
+                        method_config.prompt_init_text, tokenizer)
+    elif method == "lora":
+        add_lora(model, method_config.qkv(), method_config.lora_extras(), method_config.lora_rank,
+                 method_config.lora_alpha, method_config.lora_dropout)
+    elif method == "last-layers":
+        unfreeze_last_layers(model, method_config.last_layers, method_config.train_lm_head)
+    else:
+        unfreeze_all(model)
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def prefix_tokens(method_config: MethodConfig) -> int:
+    """Positions the method takes in front of the text: P for prompt tuning, 0 otherwise."""
+    return method_config.prompt_length if method_config.method == "prompt" else 0
+
+
+def trainable_state_dict(model) -> dict[str, torch.Tensor]:
+    """The trainable tensors by name, as contiguous CPU copies that share no memory (fit for safetensors)."""
+    return {name: p.detach().to("cpu", copy=True).contiguous()
+            for name, p in model.named_parameters() if p.requires_grad}
+
+
+def load_trainable_state_dict(model, tensors: dict[str, torch.Tensor], source: str = "The checkpoint") -> None:
+    """Copy `tensors` (from `trainable_state_dict`) into `model`, which `apply` prepared the same way.
+
+    Raises MinisummError, naming a key, when the names differ (weights of another method or other
+    LoRA targets) or a shape differs (another model size, prompt length or rank).
+    """
+    params = {name: p for name, p in model.named_parameters() if p.requires_grad}
+    missing = sorted(set(params) - set(tensors))
+    unexpected = sorted(set(tensors) - set(params))
+    if missing or unexpected:
+        found = f"has {unexpected[0]!r}, which this model does not train" if unexpected else \
+            f"lacks {missing[0]!r}, which this model trains"
+        raise MinisummError(f"{source} {found} ({len(missing)} missing and {len(unexpected)} unexpected "
+                            f"weights): it was saved with another method or other method settings; load it "
+                            f"with the method configuration it was trained with.")
+    for name, param in params.items():
+        if tuple(tensors[name].shape) != tuple(param.shape):
+            raise MinisummError(f"{source} holds {name!r} with shape {tuple(tensors[name].shape)} but this model "
+                                f"needs {tuple(param.shape)}: it was trained on another model size or with "
+                                f"another prompt length or LoRA rank; load it onto the base model it was "
+                                f"trained from, with the same settings.")
+    merged = [wrapper for wrapper in lora_modules(model).values() if wrapper.merged]
+    unmerge(model)  # a merged weight holds the old update: take it out before the pairs change
+    with torch.no_grad():
+        for name, param in params.items():
+            param.copy_(tensors[name])
+    for wrapper in merged:
+        wrapper.merge()
+
+
+def merge(model) -> None:
+    """Fold every LoRA update into its frozen weight (faster decoding); a no-op for the other methods."""
+    for wrapper in lora_modules(model).values():
+        wrapper.merge()
+
+
+def unmerge(model) -> None:
+    """Undo `merge` (before training further); a no-op for the other methods."""
+    for wrapper in lora_modules(model).values():
+        wrapper.unmerge()
+
+
+def merge_and_unload(model):
+    """Return `model` as a plain transformers GPT2LMHeadModel: LoRA wrappers replaced by their merged Conv1D.
+
+    Works in place. Last-layers and full fine-tuning already are plain models. A soft prompt is not a
+    weight of GPT-2 and cannot be folded into one: MinisummError.
+    """
+    if isinstance(getattr(model, "soft_prompt", None), SoftPrompt):
+        raise MinisummError("A soft prompt cannot be merged into GPT-2's weights (it is extra input, not a "
+                            "change to a weight); export it in PEFT's prompt-tuning format instead.")
+    unwrap(model)
+    return model
