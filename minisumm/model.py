@@ -118,13 +118,16 @@ def _load_local(folder: Path, random_init: bool):
 
 
 def _load_hub(name: str, random_init: bool):
+    from minisumm import hub
+
+    cache_only = {"local_files_only": not hub.reachable()}  # offline: the local cache or a clear error, fast
     try:
-        tokenizer = AutoTokenizer.from_pretrained(name)
+        tokenizer = AutoTokenizer.from_pretrained(name, **cache_only)
         if random_init:
-            config = AutoConfig.from_pretrained(name)
+            config = AutoConfig.from_pretrained(name, **cache_only)
             _check_gpt2(config, name)
             return tokenizer, _random_model(config)
-        return tokenizer, GPT2LMHeadModel.from_pretrained(name)
+        return tokenizer, GPT2LMHeadModel.from_pretrained(name, **cache_only)
     except MinisummError:
         raise
     except Exception as error:  # hub errors come as OSError, HTTP and connection errors of several libraries

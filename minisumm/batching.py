@@ -1,0 +1,196 @@
+"""Examples → token ids with labels → padded batches, and the order batches are drawn in.
+
+One training example, as `encode_example` lays it out (the P soft-prompt vectors of prompt tuning are
+prepended later by the model, but their positions are counted here):
+
+    [ P soft prompt ][ article ........... ][ separator ][ summary ][EOS]  ← at most max_length
+      (not in ids)     labels -100            -100         ids       EOS
+
+- The summary is capped at `max_summary_tokens` first; the article is cut to whatever `max_length` leaves,
+  so the summary is never cut to make room for the article (CNN/DM articles average 712-980 GPT-2 tokens).
+- Article, separator and summary are tokenised separately and their ids concatenated. Tokenised in one
+  go, the article's last characters can merge with the separator's first (GPT-2 turns an article's final
+  "\n" and a separator's leading "\n" into one "\n\n" token), so the separator's ids would change with
+  the article. Separately, they are always `tokenizer(separator)`: the same cue in every example and at
+  decoding time.
+- Exactly one EOS is labelled, so the model learns to stop. GPT-2 pads with EOS too, so `collate` marks
+  padding -100 by position, never by token id.
+- Text is cut by characters (10 per token of the budget) before tokenising, so a 100,000-word article
+  costs no more than a short one: GPT-2 tokens average about 4 characters of English.
+
+`build_datasets` is the one call the trainer makes: load the splits, tokenise them (through the cache of
+`token_cache.py`), and return both the raw examples (ROUGE needs the reference text) and the encoded ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import warnings
+
+import torch
+
+from minisumm import token_cache
+from minisumm.config import DataConfig
+from minisumm.data import SPLITS, Example, Splits, describe_source, load_splits
+from minisumm.errors import MinisummError
+
+IGNORE_INDEX = -100
+CHARS_PER_TOKEN_CAP = 10
+TOKENIZE_CHUNK = 1000  # texts per tokenizer call: batched calls let the Rust tokenizer use every core
+
+log = logging.getLogger(__name__)
+
+
+def _ids(tokenizer, texts: list[str]) -> list[list[int]]:
+    # verbose=False: articles are longer than 1,024 tokens before they are cut, which is not worth a warning
+    return tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
+
+
+def _layout(article_ids: list[int], separator_ids: list[int], summary_ids: list[int], eos_id: int,
+            data_cfg: DataConfig, prefix_tokens: int) -> dict[str, list[int]]:
+    """Cap the summary, cut the article to the room left, and label the summary and one EOS."""
+    summary_ids = summary_ids[:data_cfg.max_summary_tokens]
+    room = data_cfg.max_length - prefix_tokens - len(separator_ids) - len(summary_ids) - 1
+    if room < 1:
+        raise MinisummError(f"--max-length {data_cfg.max_length} leaves no room for the article: the soft "
+                            f"prompt ({prefix_tokens}), separator ({len(separator_ids)}), summary "
+                            f"({len(summary_ids)}) and EOS fill it; raise --max-length or lower "
+                            f"--max-summary-tokens or --prompt-length.")
+    context = article_ids[:room] + separator_ids
+    return {"input_ids": context + summary_ids + [eos_id],
+            "labels": [IGNORE_INDEX] * len(context) + summary_ids + [eos_id]}
+
+
+def encode_example(tokenizer, example: Example, data_cfg: DataConfig, prefix_tokens: int) -> dict[str, list[int]]:
+    """One example as `{"input_ids", "labels"}` (equal-length lists), laid out as the module docstring shows."""
+    return encode_examples(tokenizer, [example], data_cfg, prefix_tokens)[0]
+
+
+def encode_examples(tokenizer, examples: list[Example], data_cfg: DataConfig, prefix_tokens: int
+                    ) -> list[dict[str, list[int]]]:
+    """`encode_example` for many examples, tokenising in batches (several times faster)."""
+    char_cap = data_cfg.max_length * CHARS_PER_TOKEN_CAP
+    separator_ids = _ids(tokenizer, [data_cfg.separator])[0]
+    encoded = []
+    for start in range(0, len(examples), TOKENIZE_CHUNK):
+        chunk = examples[start:start + TOKENIZE_CHUNK]
+        articles = _ids(tokenizer, [e.article[:char_cap] for e in chunk])
+        summaries = _ids(tokenizer, [e.summary[:char_cap] for e in chunk])
+        encoded += [_layout(article, separator_ids, summary, tokenizer.eos_token_id, data_cfg, prefix_tokens)
+                    for article, summary in zip(articles, summaries)]
+    return encoded
+
+
+def encode_prompt(tokenizer, article: str, data_cfg: DataConfig, prefix_tokens: int, max_new_tokens: int
+                  ) -> list[int]:
+    """Article ids + separator ids for decoding, the article cut so that prefix + prompt + max_new_tokens
+    fit in max_length."""
+    separator_ids = _ids(tokenizer, [data_cfg.separator])[0]
+    room = data_cfg.max_length - prefix_tokens - len(separator_ids) - max_new_tokens
+    if room < 1:
+        raise MinisummError(f"--max-length {data_cfg.max_length} leaves no room for the article: the soft "
+                            f"prompt ({prefix_tokens}), separator ({len(separator_ids)}) and {max_new_tokens} "
+                            f"new tokens fill it; generate fewer new tokens or lower --prompt-length.")
+    article_ids = _ids(tokenizer, [article[:data_cfg.max_length * CHARS_PER_TOKEN_CAP]])[0]
+    return article_ids[:room] + separator_ids
+
+
+class TokenizedSplit:
+    """A split's encoded examples (a list of `{"input_ids", "labels"}`) and whether they came from the cache."""
+
+    def __init__(self, examples: list[dict[str, list[int]]], from_cache: bool):
+        self.examples = examples
+        self.from_cache = from_cache
+        self.lengths = [len(e["input_ids"]) for e in examples]
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, index: int) -> dict[str, list[int]]:
+        return self.examples[index]
+
+    def __iter__(self):
+        return iter(self.examples)
+
+
+def tokenize_splits(splits: dict[str, list[Example]], tokenizer, data_cfg: DataConfig, prefix_tokens: int,
+                    cache_key_extra: str = "") -> dict[str, TokenizedSplit]:
+    """Encode every split, reading and writing the on-disk cache (`DataConfig.cache_dir`)."""
+    settings = "|".join([token_cache.tokenizer_fingerprint(tokenizer), f"max_length={data_cfg.max_length}",
+                         f"max_summary_tokens={data_cfg.max_summary_tokens}", f"separator={data_cfg.separator!r}",
+                         f"prefix_tokens={prefix_tokens}", f"chars_per_token_cap={CHARS_PER_TOKEN_CAP}",
+                         cache_key_extra])
+    folder = token_cache.cache_dir(data_cfg.cache_dir)
+    tokenized = {}
+    for split, examples in splits.items():
+        key = token_cache.cache_key(settings, examples)
+        path = folder / f"{split}-{key}.safetensors"
+        cached = token_cache.read(path, key)
+        if cached is not None and len(cached) == len(examples):
+            log.info("%s: %d tokenised examples from the cache %s", split, len(cached), path)
+            tokenized[split] = TokenizedSplit(cached, from_cache=True)
+            continue
+        encoded = encode_examples(tokenizer, examples, data_cfg, prefix_tokens)
+        try:
+            token_cache.write(path, key, encoded, cache_key_extra)
+            log.info("%s: tokenised %d examples, cached in %s", split, len(encoded), path)
+        except OSError as error:
+            warnings.warn(f"Could not write the tokenised-data cache {path} ({error}); the next run will "
+                          f"tokenise again. Pass --cache-dir with a writable folder to fix this.")
+        tokenized[split] = TokenizedSplit(encoded, from_cache=False)
+    hint = splits.hint if isinstance(splits, Splits) else "it was not loaded"
+    return Splits(tokenized, hint)
+
+
+def build_datasets(data_cfg: DataConfig, tokenizer, prefix_tokens: int, seed: int,
+                   splits: tuple[str, ...] = SPLITS) -> tuple[dict[str, list[Example]], dict[str, TokenizedSplit]]:
+    """Load the splits and tokenise them (cached): `(raw_splits, tokenized_splits)`, same keys and order."""
+    raw = load_splits(data_cfg, seed, splits)
+    return raw, tokenize_splits(raw, tokenizer, data_cfg, prefix_tokens, describe_source(data_cfg, seed))
+
+
+def collate(examples: list[dict[str, list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad to the longest example: `input_ids`, `attention_mask`, `labels`, each (B, T_max) int64."""
+    longest = max(len(e["input_ids"]) for e in examples)
+    input_ids = torch.full((len(examples), longest), pad_id, dtype=torch.long)  # (B, T)
+    attention_mask = torch.zeros((len(examples), longest), dtype=torch.long)  # (B, T)
+    labels = torch.full((len(examples), longest), IGNORE_INDEX, dtype=torch.long)  # (B, T)
+    for row, example in enumerate(examples):
+        n = len(example["input_ids"])
+        input_ids[row, :n] = torch.tensor(example["input_ids"])
+        attention_mask[row, :n] = 1
+        labels[row, :n] = torch.tensor(example["labels"])
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+
+
+def batch_order(lengths: list[int], batch_size: int, *, seed: int, epoch: int, shuffle: bool = True,
+                group_by_length: bool = True, mega_batch: int = 50) -> list[list[int]]:
+    """Batches of example indices for one epoch; every index appears once, the last batch may be short.
+
+    Without shuffling: 0, 1, 2, ... in order. With shuffling and grouping: shuffle, cut into mega-batches
+    of `mega_batch * batch_size`, sort each by length (longest first), cut into batches, then shuffle the
+    batches (the mega-batch idea of Hugging Face's LengthGroupedSampler). Examples in a batch have similar
+    lengths, so less compute goes to padding, while the epoch still mixes examples of every length. Seeded by (seed, epoch) alone: the same epoch always gives the
+    same order, whatever else used the random generators.
+    """
+    indices = list(range(len(lengths)))
+    if not shuffle:
+        return [indices[i:i + batch_size] for i in range(0, len(indices), batch_size)]
+    rng = random.Random(f"batch-order-{seed}-{epoch}")
+    rng.shuffle(indices)
+    if group_by_length:
+        span = mega_batch * batch_size
+        indices = [i for start in range(0, len(indices), span)
+                   for i in sorted(indices[start:start + span], key=lambda i: -lengths[i])]
+    batches = [indices[i:i + batch_size] for i in range(0, len(indices), batch_size)]
+    if group_by_length:
+        rng.shuffle(batches)
+    return batches
+
+
+def padding_fraction(batches: list[list[int]], lengths: list[int]) -> float:
+    """Share of padding among all positions when each batch is padded to its longest example."""
+    padded = sum(len(batch) * max(lengths[i] for i in batch) for batch in batches)
+    real = sum(lengths[i] for batch in batches for i in batch)
+    return (padded - real) / padded if padded else 0.0

@@ -1,0 +1,121 @@
+"""Read the rows of a local .jsonl, .json or .csv file, turning every bad input into one clear sentence.
+
+`read_rows(path)` returns `(where, row)` pairs: `row` is the file's dict for one example and `where` says
+where it sits ("line 7", "item 3") so that later messages (a missing field) can point at it. Formats:
+- `.jsonl`: one JSON object a line; blank lines are skipped.
+- `.json`: a list of objects, or an object whose `"data"` key holds that list.
+- `.csv`: a header row naming the fields, then one row per example (quoted cells may span lines).
+All files are read as UTF-8 (a byte-order mark is allowed).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+from minisumm.errors import MinisummError
+
+SUPPORTED = (".jsonl", ".json", ".csv")
+# csv refuses cells over 131,072 characters by default; one long article can be longer than that.
+CSV_FIELD_LIMIT = 1 << 30
+
+
+def check_file(path: str | Path) -> Path:
+    """The path as a Path, if it is an existing file with a supported extension."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise MinisummError(f"{path} is a folder, not a data file; give the path of a .jsonl, .json or .csv file.")
+    if not path.exists():
+        raise MinisummError(f"Data file {path} does not exist; check the path (relative paths start from "
+                            f"the current directory).")
+    if path.suffix.lower() not in SUPPORTED:
+        raise MinisummError(f"Data file {path} has the unsupported extension {path.suffix or '(none)'!r}; "
+                            f"minisumm reads {', '.join(SUPPORTED)} files.")
+    return path
+
+
+def read_rows(path: str | Path) -> list[tuple[str, dict]]:
+    """Every row of a data file with where it sits in the file, e.g. `("line 7", {"article": ...})`."""
+    path = check_file(path)
+    if path.stat().st_size == 0:
+        raise MinisummError(f"Data file {path} is empty; it needs one example per row.")
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        rows = _jsonl_rows(path)
+    else:
+        text = _decode(path)
+        rows = _json_rows(path, text) if suffix == ".json" else _csv_rows(path, text)
+    if not rows:
+        raise MinisummError(f"Data file {path} is empty (it holds no rows); it needs one example per row.")
+    return rows
+
+
+def _decode(path: Path) -> str:
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise MinisummError(f"Data file {path} is not valid UTF-8 (undecodable bytes on line {line}); "
+                            f"re-save it with UTF-8 encoding.") from None
+
+
+def _jsonl_rows(path: Path) -> list[tuple[str, dict]]:
+    rows = []
+    with path.open("rb") as lines:  # line by line: a large file never has to fit in memory twice
+        for number, raw in enumerate(lines, 1):
+            try:
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError:
+                raise MinisummError(f"Data file {path} line {number} is not valid UTF-8 (undecodable bytes); "
+                                    f"re-save the file with UTF-8 encoding.") from None
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise MinisummError(f"Data file {path} line {number} is not valid JSON ({error.msg}); each "
+                                    f"line of a .jsonl file must be one JSON object.") from None
+            if not isinstance(row, dict):
+                raise MinisummError(f"Data file {path} line {number} is a JSON {type(row).__name__}, not an "
+                                    f"object; each line of a .jsonl file must be one object like "
+                                    f'{{"article": ..., "highlights": ...}}.')
+            rows.append((f"line {number}", row))
+    return rows
+
+
+def _json_rows(path: Path, text: str) -> list[tuple[str, dict]]:
+    if not text.strip():
+        return []
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise MinisummError(f"Data file {path} is not valid JSON (line {error.lineno}: {error.msg}); fix it "
+                            f"or convert it to .jsonl.") from None
+    if isinstance(data, dict) and "data" in data:
+        data = data["data"]
+    if not isinstance(data, list):
+        raise MinisummError(f"Data file {path} should hold a JSON list of objects, or an object with a "
+                            f'"data" list; it holds a {type(data).__name__}.')
+    for index, row in enumerate(data):
+        if not isinstance(row, dict):
+            raise MinisummError(f"Data file {path} item {index} is a JSON {type(row).__name__}, not an object; "
+                                f"every item must be one object like "
+                                f'{{"article": ..., "highlights": ...}}.')
+    return [(f"item {index}", row) for index, row in enumerate(data)]
+
+
+def _csv_rows(path: Path, text: str) -> list[tuple[str, dict]]:
+    csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    rows = []
+    try:
+        for row in reader:
+            row.pop(None, None)  # cells beyond the header's columns
+            rows.append((f"line {reader.line_num}", row))
+    except csv.Error as error:
+        raise MinisummError(f"Data file {path} is not valid CSV near line {reader.line_num} ({error}); "
+                            f"check its quoting.") from None
+    return rows
