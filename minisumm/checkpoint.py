@@ -35,11 +35,17 @@ PICKLE_NAMES = ("pytorch_model.bin", "weights.pt", "weights.pth", "model.pt", "c
 
 # ---------------------------------------------------------------------------------------------- build
 def build(config: RunConfig):
-    """Base model + tokenizer + the method applied: `(model, tokenizer, trainable parameters)`."""
+    """Base model + tokenizer + the method applied: `(model, tokenizer, trainable parameters)`.
+
+    `config.data.max_length` is lowered to the model's positions when it asks for more (tiny-random has 512).
+    """
     from minisumm import methods
     from minisumm.model import load_model_and_tokenizer, set_dropout
 
     model, tokenizer = load_model_and_tokenizer(config.model.model, random_init=config.model.random_init)
+    if config.data.max_length > model.config.n_positions:
+        config.data.max_length = model.config.n_positions  # a model with fewer positions caps the layout
+        config.validate()
     if config.model.dropout is not None:
         set_dropout(model, config.model.dropout)
     trainable = methods.apply(model, config.method, tokenizer=tokenizer)

@@ -63,7 +63,7 @@ class DataConfig:
         "train,validation,test shares when one local file is split into three."))
     max_length: int = field(default=1024, metadata=_help(
         "Tokens per example, shared by the soft prompt, article, separator, summary and EOS "
-        "(GPT-2 has 1,024 positions)."))
+        "(GPT-2 has 1,024 positions; capped at the model's)."))
     max_summary_tokens: int = field(default=128, metadata=_help(
         "Cap on summary tokens; the article is truncated to fit, never the summary."))
     separator: str = field(default="\nTL;DR: ", metadata=_help(

@@ -41,8 +41,12 @@ class RunFolder:
                                     f"--overwrite to replace it, or another --out.")
             shutil.rmtree(self.path)
         self.path.mkdir(parents=True, exist_ok=True)
-        self._guard(lambda: checkpoint.write_json(self.path / checkpoint.CONFIG, checkpoint.config_record(config)),
-                    "config.json")
+
+    def write_config(self) -> None:
+        """config.json, written once the model is built (which may cap `max_length` at its positions)."""
+        if self.is_main:
+            self._guard(lambda: checkpoint.write_json(self.path / checkpoint.CONFIG,
+                                                      checkpoint.config_record(self.config)), "config.json")
 
     def _guard(self, write, what: str) -> None:
         try:

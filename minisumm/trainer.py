@@ -111,6 +111,8 @@ class Trainer:
 
         torch.manual_seed(config.train.seed)  # the method's own initialisation (LoRA A, sampled prompt ids)
         self.model, self.tokenizer, self.params = build(config)
+        if not resume:
+            self.run.write_config()
         self.model.to(self.device)
         if config.train.grad_checkpointing:
             self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})

@@ -1,0 +1,252 @@
+"""Batched, KV-cached greedy and beam-search decoding, written out by hand over `minisumm.forward.body`.
+
+    prompts (left-padded) ──body, empty cache──► soft prompt + prompt in the cache, logits of the last token
+        ──► pick a token per row ──body, 1 token, cache──► next logits ──► ... until EOS or max_new_tokens
+
+Every model call goes through `forward.body`, the same forward as training, so a soft prompt is prepended
+exactly once (in the prefill, while the cache is empty) and positions count real tokens only: a left-padded
+prompt gives each token the position it would have alone. Decode steps pass their position explicitly,
+`(real tokens so far, soft prompt included) - 1`, read off the running attention mask.
+
+Choices made here (transformers' `generate` has flags for each):
+- Rows (greedy) or examples (beam search) that have finished are dropped from the batch and the cache, so
+  the last long summary does not drag finished ones through every step.
+- `no_repeat_ngram` bans a token that would repeat an n-gram of the GENERATED text only. transformers'
+  `no_repeat_ngram_size` on a decoder-only model also counts the prompt, which for summarisation forbids
+  copying any three article words in a row; encoder-decoder summarisers (BART on CNN/DM) only ever see
+  their own output, and we follow them.
+- Beam search (Graves 2012; Sutskever et al. 2014): beams are rows of the batch. A finished hypothesis
+  scores `sum of token log-probs / length ** length_penalty` (transformers' form; Wu et al. 2016 divide by
+  `((5 + length) / 6) ** alpha`), its length counting the generated tokens with the EOS. An example stops
+  when `num_beams` hypotheses have finished (transformers' `early_stopping=True`, the usual CNN/DM
+  setting); at the last step the live beams join the finished ones. Bans (min length, n-grams) apply to
+  log-probs, as in transformers. With `no_repeat_ngram=0` the result equals transformers' beam search
+  token for token (tested).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from transformers import DynamicCache
+
+from minisumm.errors import MinisummError
+from minisumm.forward import body
+
+
+def generate(model, prompts: list[list[int]], *, eos_id: int, pad_id: int, max_new_tokens: int = 128,
+             min_new_tokens: int = 0, num_beams: int = 1, no_repeat_ngram: int = 3, length_penalty: float = 1.0,
+             batch_size: int | None = None) -> list[list[int]]:
+    """Continue each prompt; return the new token ids per prompt (no prompt, no final EOS), in input order.
+
+    `num_beams == 1` is greedy decoding, more is beam search. `no_repeat_ngram` 0 turns the n-gram ban off.
+    `batch_size` prompts are decoded together (all of them when None); callers that sort prompts by length
+    first waste less compute on padding. The model runs in eval mode under `torch.inference_mode()` and is
+    put back in the mode it was in.
+    """
+    _check_arguments(model, prompts, max_new_tokens, min_new_tokens, num_beams, no_repeat_ngram, batch_size)
+    if max_new_tokens == 0:
+        return [[] for _ in prompts]
+    batch_size = batch_size or len(prompts)
+    settings = dict(eos_id=eos_id, max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens,
+                    no_repeat_ngram=no_repeat_ngram)
+    was_training = model.training
+    model.eval()
+    outputs = []
+    try:
+        with torch.inference_mode():
+            for start in range(0, len(prompts), batch_size):
+                input_ids, attention_mask = left_pad(prompts[start:start + batch_size], pad_id,
+                                                     model.lm_head.weight.device)
+                if num_beams == 1:
+                    outputs += _greedy(model, input_ids, attention_mask, **settings)
+                else:
+                    outputs += _beam_search(model, input_ids, attention_mask, num_beams=num_beams,
+                                            length_penalty=length_penalty, **settings)
+    finally:
+        model.train(was_training)
+    return outputs
+
+
+def left_pad(prompts: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token lists → `(input_ids, attention_mask)`, both (B, T), padded on the left so every row ends together."""
+    length = max(len(p) for p in prompts)
+    input_ids = torch.full((len(prompts), length), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(prompts), length), dtype=torch.long)
+    for row, prompt in enumerate(prompts):
+        input_ids[row, length - len(prompt):] = torch.tensor(prompt, dtype=torch.long)
+        attention_mask[row, length - len(prompt):] = 1
+    return input_ids.to(device), attention_mask.to(device)
+
+
+def _prefill(model, input_ids: torch.Tensor, attention_mask: torch.Tensor):
+    """Run the whole prompt (soft prompt included) into a fresh cache; log-probs of each row's next token."""
+    cache = DynamicCache(config=model.config)
+    hidden, full_mask, cache = body(model, input_ids, attention_mask, cache)  # (B, T, C), (B, P+T)
+    return _log_probs(model, hidden), full_mask, cache
+
+
+def _decode_step(model, tokens: torch.Tensor, full_mask: torch.Tensor, cache):
+    """Feed one new token per row (B,) through the cache; return next-token log-probs and the grown mask."""
+    full_mask = torch.cat([full_mask, full_mask.new_ones((full_mask.shape[0], 1))], dim=1)  # (B, S+1)
+    # The new token's position is the number of real tokens before it: soft prompt + prompt + generated.
+    position_ids = full_mask.sum(-1, keepdim=True) - 1  # (B, 1)
+    hidden, full_mask, cache = body(model, tokens[:, None], full_mask, cache, position_ids=position_ids)
+    return _log_probs(model, hidden), full_mask, cache
+
+
+def _log_probs(model, hidden: torch.Tensor) -> torch.Tensor:
+    """(B, T, C) hidden states → (B, V) float32 log-probs of the token after the last position."""
+    return F.log_softmax(model.lm_head(hidden[:, -1]).float(), dim=-1)
+
+
+def _ban(log_probs: torch.Tensor, histories: list[list[int]], step: int, eos_id: int, min_new_tokens: int,
+         no_repeat_ngram: int) -> torch.Tensor:
+    """Set banned tokens to -inf in place: EOS before `min_new_tokens`, tokens that would repeat an n-gram."""
+    if step < min_new_tokens:
+        log_probs[:, eos_id] = float("-inf")
+    if no_repeat_ngram > 0:
+        rows, tokens = [], []
+        for row, history in enumerate(histories):
+            for token in repeated_ngram_tokens(history, no_repeat_ngram):
+                rows.append(row)
+                tokens.append(token)
+        if rows:
+            log_probs[rows, tokens] = float("-inf")
+    return log_probs
+
+
+def repeated_ngram_tokens(history: list[int], n: int) -> set[int]:
+    """Tokens that, appended to `history`, would complete an n-gram already in it."""
+    if len(history) < n:
+        return set()
+    if n == 1:
+        return set(history)
+    tail = history[len(history) - n + 1:]  # the n-1 tokens the next one would extend
+    return {history[i + n - 1] for i in range(len(history) - n + 1) if history[i:i + n - 1] == tail}
+
+
+def _greedy(model, input_ids, attention_mask, *, eos_id, max_new_tokens, min_new_tokens, no_repeat_ngram):
+    """Greedy decoding of one left-padded batch; finished rows leave the batch and the cache."""
+    log_probs, full_mask, cache = _prefill(model, input_ids, attention_mask)
+    outputs = [[] for _ in range(input_ids.shape[0])]
+    alive = list(range(input_ids.shape[0]))  # which example each remaining row belongs to
+    for step in range(max_new_tokens):
+        _ban(log_probs, [outputs[i] for i in alive], step, eos_id, min_new_tokens, no_repeat_ngram)
+        next_tokens = log_probs.argmax(-1)  # (B,)
+        keep = []
+        for row, token in enumerate(next_tokens.tolist()):
+            if token != eos_id:
+                outputs[alive[row]].append(token)
+                keep.append(row)
+        if not keep or step == max_new_tokens - 1:
+            break
+        if len(keep) < len(alive):
+            keep_rows = torch.tensor(keep, device=next_tokens.device)
+            cache.reorder_cache(keep_rows)  # index_select on the batch dimension of every layer
+            full_mask, next_tokens = full_mask[keep_rows], next_tokens[keep_rows]
+            alive = [alive[row] for row in keep]
+        log_probs, full_mask, cache = _decode_step(model, next_tokens, full_mask, cache)
+    return outputs
+
+
+def _beam_search(model, input_ids, attention_mask, *, num_beams, length_penalty, eos_id, max_new_tokens,
+                 min_new_tokens, no_repeat_ngram):
+    """Beam search of one left-padded batch; row `e * num_beams + k` holds beam k of example e."""
+    beams = num_beams
+    log_probs, full_mask, cache = _prefill(model, input_ids, attention_mask)  # prompts run once, not per beam
+    cache.batch_repeat_interleave(beams)
+    log_probs = log_probs.repeat_interleave(beams, dim=0)  # (E*K, V)
+    full_mask = full_mask.repeat_interleave(beams, dim=0)
+    vocab = log_probs.shape[-1]
+    examples = input_ids.shape[0]
+    alive = list(range(examples))  # which example each remaining group of `beams` rows belongs to
+    histories = [[] for _ in range(examples * beams)]  # tokens of each live beam
+    # Only beam 0 is live at first: the others are copies and would fill the beam with duplicates.
+    beam_scores = torch.full((examples, beams), float("-inf"), device=log_probs.device)
+    beam_scores[:, 0] = 0.0
+    finished = [[] for _ in range(examples)]  # (score, tokens) per example
+
+    for step in range(max_new_tokens):
+        last_step = step == max_new_tokens - 1
+        _ban(log_probs, histories, step, eos_id, min_new_tokens, no_repeat_ngram)
+        scores = (beam_scores.view(-1, 1) + log_probs).view(len(alive), beams * vocab)  # (E, K*V)
+        # 2K candidates always hold K that are not EOS (each beam offers one EOS at most).
+        top_scores, top_index = scores.topk(2 * beams, dim=-1)  # (E, 2K)
+        top_scores, top_index = top_scores.tolist(), top_index.tolist()
+        next_rows, next_tokens, next_scores, next_histories, still_alive = [], [], [], [], []
+        for group, example in enumerate(alive):
+            continuations = []  # (row, token, score): the K best candidates that are not EOS
+            for rank, (score, index) in enumerate(zip(top_scores[group], top_index[group])):
+                row, token = group * beams + index // vocab, index % vocab
+                if token != eos_id:
+                    continuations.append((row, token, score))
+                elif rank < beams and score > float("-inf"):  # only an EOS among the top K counts
+                    finished[example].append((score / (step + 1) ** length_penalty, histories[row]))
+                if len(continuations) == beams:
+                    break
+            if last_step:  # out of steps: the live beams compete with the finished hypotheses
+                finished[example] += [(score / (step + 1) ** length_penalty, histories[row] + [token])
+                                      for row, token, score in continuations if score > float("-inf")]
+            elif len(finished[example]) < beams:  # early stopping: done once K hypotheses have finished
+                still_alive.append(example)
+                for row, token, score in continuations:
+                    next_rows.append(row)
+                    next_tokens.append(token)
+                    next_scores.append(score)
+                    next_histories.append(histories[row] + [token])
+        alive, histories = still_alive, next_histories
+        if not alive:
+            break
+        beam_index = torch.tensor(next_rows, device=log_probs.device)
+        cache.reorder_cache(beam_index)  # beams follow their parents; finished examples leave
+        full_mask = full_mask[beam_index]
+        beam_scores = torch.tensor(next_scores, device=log_probs.device).view(len(alive), beams)
+        tokens = torch.tensor(next_tokens, device=log_probs.device)
+        log_probs, full_mask, cache = _decode_step(model, tokens, full_mask, cache)
+    return [max(hypotheses, key=lambda h: h[0])[1] if hypotheses else [] for hypotheses in finished]
+
+
+def decode_texts(tokenizer, generated_ids: list[list[int]]) -> list[str]:
+    """Token ids → stripped strings (special tokens dropped)."""
+    return [text.strip() for text in tokenizer.batch_decode(generated_ids, skip_special_tokens=True)]
+
+
+def summarize(model, tokenizer, articles: list[str], data_cfg, prefix_tokens: int, **decode_kwargs) -> list[str]:
+    """Summarise `articles` (same order out as in): encode, batch by length, decode, detokenise.
+
+    Prompts are built by `batching.encode_prompt` exactly as in training (article truncated so that the
+    soft prompt, article, separator and `max_new_tokens` fit the model's positions). They are decoded
+    longest first, so similar lengths share a batch (less padding) and an out-of-memory error shows at once.
+    `decode_kwargs` go to `generate` (max_new_tokens, num_beams, batch_size, ...).
+    """
+    from minisumm.batching import encode_prompt
+
+    max_new_tokens = decode_kwargs.pop("max_new_tokens", data_cfg.max_summary_tokens)
+    prompts = [encode_prompt(tokenizer, article, data_cfg, prefix_tokens, max_new_tokens) for article in articles]
+    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+    generated = generate(model, [prompts[i] for i in order], eos_id=tokenizer.eos_token_id,
+                         pad_id=tokenizer.pad_token_id, max_new_tokens=max_new_tokens, **decode_kwargs)
+    in_input_order: list[list[int]] = [[] for _ in articles]
+    for position, index in enumerate(order):
+        in_input_order[index] = generated[position]
+    return decode_texts(tokenizer, in_input_order)
+
+
+def _check_arguments(model, prompts, max_new_tokens, min_new_tokens, num_beams, no_repeat_ngram, batch_size):
+    if not prompts:
+        raise MinisummError("No prompts to generate from; pass at least one prompt.")
+    if any(len(p) == 0 for p in prompts):
+        raise MinisummError("A prompt is empty; every prompt needs at least one token (the article and separator).")
+    for name, value, least in (("max_new_tokens", max_new_tokens, 0), ("min_new_tokens", min_new_tokens, 0),
+                               ("num_beams", num_beams, 1), ("no_repeat_ngram", no_repeat_ngram, 0)):
+        if value < least:
+            raise MinisummError(f"{name} must be at least {least}; got {value}.")
+    if batch_size is not None and batch_size < 1:
+        raise MinisummError(f"The generation batch size must be at least 1; got {batch_size}.")
+    soft_prompt = getattr(model, "soft_prompt", None)
+    needed = max(len(p) for p in prompts) + max_new_tokens + (soft_prompt.length if soft_prompt is not None else 0)
+    if needed > model.config.n_positions:
+        raise MinisummError(f"The longest prompt, soft prompt and {max_new_tokens} new tokens need {needed} "
+                            f"positions but the model has {model.config.n_positions}; shorten the prompts or "
+                            f"lower max_new_tokens.")
