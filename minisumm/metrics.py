@@ -15,13 +15,13 @@ set) is the baseline every CNN/DM model has to beat.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import re
 
 import numpy as np
 import torch
 
+from minisumm.device import autocast
 from minisumm.errors import MinisummError
 from minisumm.forward import label_loss
 
@@ -129,27 +129,24 @@ def rouge_scores(predictions: list[str], references: list[str], *, bootstrap: bo
     return result
 
 
-def evaluation_loss(model, batches, device: torch.device | str, precision: str = "fp32") -> dict:
-    """Mean next-token loss over every label token of `batches`, its perplexity, and the token count.
+def loss_totals(model, batches, device: torch.device | str, precision: str = "fp32"
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed next-token loss over every label token of `batches`, and how many tokens that was.
 
     `batches` yields dicts of CPU tensors `input_ids`, `attention_mask`, `labels` (B, T), labels -100 where no
-    loss is taken. Each batch's summed loss is added up and divided by the total label count once, so every
-    token weighs the same whatever its batch (a mean of per-batch means would over-weight short summaries).
-    `precision` picks autocast on the device ("bf16", "fp16") or none ("fp32"). The model runs in eval mode
-    (no dropout) and is put back in the mode it was in.
+    loss is taken. Sums rather than a mean, so that a caller can add them up across processes. `precision`
+    picks autocast on the device ("bf16", "fp16") or none ("fp32"). The model runs in eval mode (no dropout)
+    and is put back in the mode it was in.
     """
-    dtypes = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-    if precision not in dtypes:
+    if precision not in ("fp32", "bf16", "fp16"):
         raise MinisummError(f"Unknown precision {precision!r} for evaluation; choose fp32, bf16 or fp16.")
     device = torch.device(device)
-    autocast = (torch.autocast(device.type, dtype=dtypes[precision]) if dtypes[precision] is not None
-                else contextlib.nullcontext())
     was_training = model.training
     model.eval()
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     tokens = torch.zeros((), dtype=torch.long, device=device)
     try:
-        with torch.no_grad(), autocast:
+        with torch.no_grad(), autocast(device, precision):
             for batch in batches:
                 batch_loss, batch_tokens = label_loss(model, batch["input_ids"].to(device),
                                                       batch["attention_mask"].to(device), batch["labels"].to(device))
@@ -157,9 +154,22 @@ def evaluation_loss(model, batches, device: torch.device | str, precision: str =
                 tokens += batch_tokens
     finally:
         model.train(was_training)
-    n_tokens = int(tokens.item())
+    return loss_sum, tokens
+
+
+def evaluation_loss(model, batches, device: torch.device | str, precision: str = "fp32") -> dict:
+    """Mean next-token loss over every label token of `batches`, its perplexity, and the token count.
+
+    Each batch's summed loss is added up and divided by the total label count once, so every token weighs
+    the same whatever its batch (a mean of per-batch means would over-weight short summaries).
+    """
+    loss_sum, tokens = loss_totals(model, batches, device, precision)
+    return loss_from_totals(float(loss_sum), int(tokens))
+
+
+def loss_from_totals(loss_sum: float, n_tokens: int) -> dict:
     if n_tokens == 0:
         raise MinisummError("The evaluation batches hold no label tokens, so there is no loss to report; check "
                             "that the validation split is not empty and that its summaries were not cut away.")
-    loss = float(loss_sum.item()) / n_tokens
+    loss = loss_sum / n_tokens
     return {"loss": loss, "perplexity": math.exp(min(loss, 700.0)), "tokens": n_tokens}

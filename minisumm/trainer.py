@@ -31,6 +31,7 @@ from minisumm.config import RunConfig
 from minisumm.device import autocast, peak_memory_mb, resolve_device, resolve_precision
 from minisumm.errors import MinisummError
 from minisumm.forward import IGNORE_INDEX, label_loss
+from minisumm.metrics import loss_from_totals, loss_totals
 from minisumm.run_folder import RunFolder
 from minisumm.schedule import lr_at
 
@@ -251,18 +252,10 @@ class Trainer:
                           "loss": step_loss, "lr": lr, "grad_norm": grad_norm, "tokens_per_s": tokens / elapsed})
 
     def _validation_loss(self) -> float:
-        was_training = self.model.training
-        self.model.eval()
-        totals = torch.zeros(2, device=self.device)  # (summed loss, label tokens)
-        with torch.no_grad():
-            for batch in self._val_batches():
-                batch = {k: v.to(self.device) for k, v in batch.items()}
-                with autocast(self.device, self.precision):
-                    loss_sum, count = label_loss(self.model, **batch)
-                totals += torch.stack([loss_sum.float(), count.float()])
-        self.model.train(was_training)
-        totals = distributed.all_sum(totals, self.dist)
-        return float(totals[0] / totals[1].clamp(min=1))
+        """The training loss on the validation split: each process sums its share, then all are added."""
+        loss_sum, tokens = loss_totals(self.model, self._val_batches(), self.device, self.precision)
+        totals = distributed.all_sum(torch.stack([loss_sum, tokens.double()]), self.dist)
+        return loss_from_totals(float(totals[0]), int(totals[1]))["loss"]
 
     def _evaluate(self) -> None:
         state, patience = self.state, self.config.train.patience
