@@ -133,7 +133,11 @@ class Trainer:
                                 "or other --split-ratios.")
         self.lengths = [len(example["input_ids"]) for example in self.train_set]
         self.global_batch = config.train.batch_size * self.dist.world_size
-        micro_per_epoch = len(self._epoch_batches(0))
+        first_epoch = self._epoch_batches(0)
+        micro_per_epoch = len(first_epoch)
+        # share of the positions in a batch that are padding (per process, with length grouping if on)
+        self.padding_fraction = batching.padding_fraction(
+            [ids[self.dist.rank::self.dist.world_size] for ids in first_epoch], self.lengths)
         self.steps_per_epoch = math.ceil(micro_per_epoch / config.train.grad_accum)
         total = config.train.epochs * self.steps_per_epoch
         self.total_steps = min(total, config.train.max_steps or total)
@@ -175,7 +179,9 @@ class Trainer:
         config, state = self.config, self.state
         self.run.log({"type": "start", "total_steps": self.total_steps, "steps_per_epoch": self.steps_per_epoch,
                       "warmup_steps": self.warmup_steps, "device": str(self.device), "precision": self.precision,
-                      "world_size": self.dist.world_size, "resumed_at": state.step})
+                      "world_size": self.dist.world_size, "resumed_at": state.step,
+                      "train_examples": len(self.train_set), "validation_examples": len(self.val_set),
+                      "padding_fraction": self.padding_fraction})
         if state.step == 0:
             self._evaluate()  # the untrained model's validation loss: the baseline every run starts from
         bar = tqdm(total=self.total_steps, initial=state.step, disable=not self.show_progress, desc="train",
@@ -319,6 +325,7 @@ class Trainer:
             "peak_memory_mb": peak_memory_mb(self.device), "checkpoint_bytes": folder_size(self.run.path / "best"),
             "device": str(self.device), "precision": self.precision, "world_size": self.dist.world_size,
             "effective_batch": self.global_batch * self.config.train.grad_accum,
+            "padding_fraction": self.padding_fraction,
         }
 
 
