@@ -12,7 +12,9 @@ from minisumm.config import MethodConfig
 from minisumm.errors import MinisummError
 from minisumm.generate import (_beam_search, decode_texts, generate, left_pad, repeated_ngram_tokens,
                                summarize)
-from minisumm.model import load_model_and_tokenizer
+from transformers import GPT2LMHeadModel
+
+from minisumm.model import load_model_and_tokenizer, tiny_random_config
 
 NEVER = 256  # the tiny model's real EOS: the lively model never produces it in these tests
 LENGTHS = (5, 12, 9, 20, 3, 7)
@@ -21,8 +23,11 @@ LENGTHS = (5, 12, 9, 20, 3, 7)
 def lively_model():
     """The tiny-random architecture with its weight matrices redrawn from N(0, 0.16²), seeded: wide enough
     that greedy outputs vary, narrow enough that logits are not saturated (near-ties stay rare). Drawn here
-    rather than taken from tiny-random, so these tests do not depend on its initialisation."""
-    model, _ = load_model_and_tokenizer("tiny-random")
+    rather than taken from tiny-random, so these tests do not depend on its initialisation (nor on its
+    number of positions: 1,024 here, so the draws and the outputs they give stay fixed)."""
+    config = tiny_random_config()
+    config.n_positions = 1024
+    model = GPT2LMHeadModel(config).eval()
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for param in model.parameters():

@@ -189,4 +189,4 @@ def test_peft_export_of_a_subset_reproduces_the_update_by_hand():
             assert lora_A.shape[0] == adapter_config["rank_pattern"].get(module, adapter_config["r"])
             plain.get_submodule(path).weight += (lora_B @ lora_A).T * scale
     ids = torch.randint(0, 256, (2, 7))
-    torch.testing.assert_close(plain(ids).logits, logits(model, ids), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(plain(ids).logits, logits(model, ids), atol=1e-4, rtol=1e-4)
