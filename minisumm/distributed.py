@@ -30,14 +30,21 @@ class Dist:
         return self.world_size > 1
 
 
-def setup(device_type: str) -> Dist:
+def local_rank() -> int:
+    """This process's index on its machine (torchrun sets LOCAL_RANK); 0 for a single process."""
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def setup(device: torch.device) -> Dist:
     """Join the process group when launched by torchrun; otherwise a single process."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
         return Dist()
+    if device.type == "cuda":
+        torch.cuda.set_device(device)  # NCCL needs each process on its own GPU before the group forms
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
-    return Dist(rank=dist.get_rank(), local_rank=int(os.environ.get("LOCAL_RANK", "0")), world_size=world_size)
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return Dist(rank=dist.get_rank(), local_rank=local_rank(), world_size=world_size)
 
 
 def teardown(info: Dist) -> None:

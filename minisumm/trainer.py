@@ -102,9 +102,8 @@ class Trainer:
                  show_progress: bool = True):
         config.validate()
         self.config = config
-        self.dist = distributed.setup("cuda" if config.train.device.startswith("cuda") or (
-            config.train.device == "auto" and torch.cuda.is_available()) else "cpu")
-        self.device = resolve_device(config.train.device, self.dist.local_rank)
+        self.device = resolve_device(config.train.device, distributed.local_rank())
+        self.dist = distributed.setup(self.device)
         self.precision = resolve_precision(config.train.precision, self.device)
         self.run = RunFolder(Path(out), config, is_main=self.dist.is_main, resume=resume, overwrite=overwrite)
         self.show_progress = show_progress and self.dist.is_main
@@ -144,6 +143,7 @@ class Trainer:
         self.warmup_steps = round(config.train.warmup_ratio * self.total_steps)
         self.eval_every = config.train.eval_every or self.steps_per_epoch
         self.best_weights = None
+        self._cached_epoch, self._cached_batches = None, []
         if resume:
             self._restore()
 
@@ -158,7 +158,7 @@ class Trainer:
 
     def _step_batches(self, step: int) -> list[dict]:
         epoch, index = divmod(step, self.steps_per_epoch)
-        if getattr(self, "_cached_epoch", None) != epoch:
+        if self._cached_epoch != epoch:
             self._cached_epoch, self._cached_batches = epoch, self._epoch_batches(epoch)
         accum = self.config.train.grad_accum
         chunk = self._cached_batches[index * accum:(index + 1) * accum]
@@ -167,9 +167,10 @@ class Trainer:
                 for ids in chunk]
 
     def _val_batches(self) -> list[dict]:
-        lengths = [len(example["input_ids"]) for example in self.val_set]
-        order = batching.batch_order(lengths, self.config.train.batch_size, seed=0, epoch=0, shuffle=False,
-                                     group_by_length=False)
+        """The validation split in a fixed order, sorted by length so that batches carry little padding."""
+        by_length = sorted(range(len(self.val_set)), key=lambda i: len(self.val_set[i]["input_ids"]))
+        size = self.config.train.batch_size
+        order = [by_length[i:i + size] for i in range(0, len(by_length), size)]
         order = order[:self.config.train.eval_batches] if self.config.train.eval_batches else order
         mine = order[self.dist.rank::self.dist.world_size]
         return [batching.collate([self.val_set[i] for i in ids], self.tokenizer.eos_token_id) for ids in mine]
