@@ -88,6 +88,15 @@ def load_model_and_tokenizer(name: str = "gpt2", random_init: bool = False
     return model.float().eval(), tokenizer
 
 
+def enable_activation_checkpointing(model: GPT2LMHeadModel) -> None:
+    """Keep only each block's input in the forward pass and recompute the rest in the backward pass
+    (Chen et al. 2016): activation memory per block drops to one (B, T, C) tensor, for ~30% more compute."""
+    if hasattr(model, "activation_checkpointing_enable"):  # the name from transformers 5.x on
+        model.activation_checkpointing_enable({"use_reentrant": False})
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+
 def set_dropout(model: GPT2LMHeadModel, p: float) -> None:
     """Set every dropout of GPT-2 (embedding, attention, residual) to `p`, in the modules and the config."""
     for module in model.modules():

@@ -32,6 +32,7 @@ from minisumm.device import autocast, peak_memory_mb, resolve_device, resolve_pr
 from minisumm.errors import MinisummError
 from minisumm.forward import IGNORE_INDEX, label_loss
 from minisumm.metrics import loss_from_totals, loss_totals
+from minisumm.model import enable_activation_checkpointing
 from minisumm.run_folder import RunFolder
 from minisumm.schedule import lr_at
 
@@ -115,7 +116,7 @@ class Trainer:
             self.run.write_config()
         self.model.to(self.device)
         if config.train.grad_checkpointing:
-            self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            enable_activation_checkpointing(self.model)
         self.loss_module = LossModule(self.model)
         if self.dist.enabled:
             from torch.nn.parallel import DistributedDataParallel

@@ -13,7 +13,7 @@ from minisumm import methods, trainer as trainer_module
 from minisumm.config import MethodConfig
 from minisumm.errors import MinisummError
 from minisumm.forward import label_loss
-from minisumm.model import load_model_and_tokenizer
+from minisumm.model import enable_activation_checkpointing, load_model_and_tokenizer
 from minisumm.trainer import Trainer, make_optimizer
 
 
@@ -158,3 +158,30 @@ def test_run_folder_contents_and_summary(tmp_path):
     assert summary["trainable_params"] == 20 * 64 and summary["checkpoint_bytes"] < 20_000
     assert json.loads((run / "summary.json").read_text()) == json.loads(json.dumps(summary))
     assert [e["step"] for e in events(run, "eval")] == [0, 2, 3]
+
+
+@pytest.mark.parametrize("method", ["prompt", "lora", "last-layers"])
+def test_gradient_checkpointing_gives_the_same_gradients(method):
+    grads, block_calls = [], []
+    for checkpointing in (False, True):
+        model, tokenizer = load_model_and_tokenizer("tiny-random")
+        torch.manual_seed(0)
+        params = methods.apply(model, MethodConfig(method=method, lora_dropout=0.0), tokenizer=tokenizer)
+        if checkpointing:
+            enable_activation_checkpointing(model)
+        model.train()
+        for module in model.modules():  # no dropout: the two passes must see the same network
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0
+        calls = []
+        model.transformer.h[-1].attn.register_forward_pre_hook(lambda *args: calls.append(1))
+        ids = torch.tensor([tokenizer.encode("Checkpointing recomputes, it does not change the maths.")])
+        labels = ids.clone()
+        labels[:, :20] = -100
+        loss_sum, count = label_loss(model, ids, torch.ones_like(ids), labels)
+        (loss_sum / count).backward()
+        grads.append([p.grad.clone() for p in params])
+        block_calls.append(len(calls))
+    assert block_calls == [1, 2]  # with checkpointing the block ran again during the backward pass
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
