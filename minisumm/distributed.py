@@ -48,7 +48,10 @@ def setup(device: torch.device) -> Dist:
 
 
 def teardown(info: Dist) -> None:
+    """Leave the process group together: a process that tears down while another is still in a
+    collective can leave that one waiting for ever."""
     if info.enabled and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 

@@ -22,8 +22,11 @@ from minisumm.errors import MinisummError
 
 
 class RunFolder:
+    """Checks the folder at once (before any work); `create()` writes it once model and data have loaded,
+    so a run that fails to start leaves nothing behind and the run that --overwrite replaces is kept until then."""
+
     def __init__(self, path: Path, config: RunConfig, *, is_main: bool, resume: bool, overwrite: bool):
-        self.path, self.config, self.is_main = Path(path), config, is_main
+        self.path, self.config, self.is_main, self.overwrite = Path(path), config, is_main, overwrite
         self.started = time.time()
         self.previous_wall_s = 0.0
         if not is_main:  # only rank 0 checks and writes; the others would see the folder it just filled
@@ -35,18 +38,20 @@ class RunFolder:
             return
         if self.path.exists() and not self.path.is_dir():
             raise MinisummError(f"--out {self.path} is a file; give a folder for the run.")
-        if self.path.exists() and any(self.path.iterdir()):
-            if not overwrite:
-                raise MinisummError(f"Run folder {self.path} is not empty; pass --resume {self.path} to continue it, "
-                                    f"--overwrite to replace it, or another --out.")
-            shutil.rmtree(self.path)
-        self.path.mkdir(parents=True, exist_ok=True)
+        if self.path.exists() and any(self.path.iterdir()) and not overwrite:
+            raise MinisummError(f"Run folder {self.path} is not empty; pass --resume {self.path} to continue it, "
+                                f"--overwrite to replace it, or another --out.")
 
-    def write_config(self) -> None:
-        """config.json, written once the model is built (which may cap `max_length` at its positions)."""
-        if self.is_main:
-            self._guard(lambda: checkpoint.write_json(self.path / checkpoint.CONFIG,
-                                                      checkpoint.config_record(self.config)), "config.json")
+    def create(self) -> None:
+        """Make the folder (replacing it with --overwrite) and write config.json, as the model built it
+        (which may have capped `max_length` at its positions)."""
+        if not self.is_main:
+            return
+        if self.overwrite and self.path.exists():
+            shutil.rmtree(self.path)
+        self._guard(lambda: self.path.mkdir(parents=True, exist_ok=True), "the run folder")
+        self._guard(lambda: checkpoint.write_json(self.path / checkpoint.CONFIG,
+                                                  checkpoint.config_record(self.config)), "config.json")
 
     def _guard(self, write, what: str) -> None:
         try:

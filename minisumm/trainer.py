@@ -112,8 +112,6 @@ class Trainer:
 
         torch.manual_seed(config.train.seed)  # the method's own initialisation (LoRA A, sampled prompt ids)
         self.model, self.tokenizer, self.params = build(config)
-        if not resume:
-            self.run.write_config()
         self.model.to(self.device)
         if config.train.grad_checkpointing:
             enable_activation_checkpointing(self.model)
@@ -147,6 +145,8 @@ class Trainer:
         self._cached_epoch, self._cached_batches = None, []
         if resume:
             self._restore()
+        else:
+            self.run.create()
 
     # ----------------------------------------------------------------------------------------- data
     def _epoch_batches(self, epoch: int) -> list[list[int]]:

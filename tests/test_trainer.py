@@ -185,3 +185,17 @@ def test_gradient_checkpointing_gives_the_same_gradients(method):
     assert block_calls == [1, 2]  # with checkpointing the block ran again during the backward pass
     for a, b in zip(*grads):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_a_run_that_fails_to_start_leaves_nothing_and_keeps_what_it_would_overwrite(tmp_path):
+    config = tiny_config("lora", tmp_path, max_steps=1)
+    config.data.data = str(tmp_path / "missing.jsonl")
+    run = tmp_path / "run"
+    with pytest.raises(MinisummError, match="does not exist"):
+        Trainer(config, run, show_progress=False)
+    assert not run.exists()
+    run.mkdir()
+    (run / "summary.json").write_text("{}")
+    with pytest.raises(MinisummError, match="does not exist"):
+        Trainer(config, run, overwrite=True, show_progress=False)
+    assert (run / "summary.json").read_text() == "{}"
