@@ -256,7 +256,7 @@ def add_arguments(parser: argparse.ArgumentParser, section_cls, skip: tuple[str,
         help_text = f"{f.metadata['help']} (default: {default!r})"
         if f.type in ("bool", bool):
             group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=default,
-                               help=help_text)
+                               help=f"{f.metadata['help']} (default: {'on' if default else 'off'})")
             continue
         kind = {"int": int, "float": float, "int | None": int, "float | None": float}.get(str(f.type), str)
         group.add_argument(flag, dest=f.name, type=kind, default=default, help=help_text,

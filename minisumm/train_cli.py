@@ -17,7 +17,7 @@ from minisumm.errors import MinisummError, run_cli
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="train.py", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        prog="train.py",
         description="Fine-tune GPT-2 for summarisation by prompt tuning, LoRA, last-layers or full fine-tuning.")
     for section in (cfg.MethodConfig, cfg.ModelConfig, cfg.DataConfig, cfg.TrainConfig):
         cfg.add_arguments(p, section)
