@@ -1,0 +1,227 @@
+#!/usr/bin/env bash
+# One prepared check of minisumm on a CUDA machine (one H100/H200), about 5-8 minutes, no internet needed.
+#
+#   bash benchmarks/gpu_check.sh                # in the repository root of the GPU machine
+#
+# 1. Fails loudly (exit 1) when torch cannot see a GPU: it never falls back to the CPU.
+# 2. Makes minisumm importable without touching torch (pip install --no-deps -e ., other deps only if missing).
+# 3. Training speed/memory (benchmarks/bench_train.py) for every method in bf16 and fp16 (the GradScaler
+#    path) at B=8, A=944, S=80 on GPT-2 small's architecture (random weights), against transformers' own loss.
+# 4. Decoding speed (benchmarks/bench_generate.py; its flags are read from its --help at run time).
+# 5. A 20-step bf16 training run per method (tiny-random model, shipped sample data) + evaluate.py on 16
+#    examples, and one fp16 training run.
+# Every step has its own timeout and its log; one JSON collects everything: ${OUT:-benchmarks/results}/gpu_check.json
+# (runs, logs and caches go to $OUT when set, else to ${TMPDIR:-/tmp}/minisumm-gpu-check). Exit 1 if any step failed.
+#
+# ALLOW_CPU=1 (or --dry-run) exists ONLY to test this script itself: it runs the same steps at tiny sizes on
+# the CPU (bf16/fp32, as fp16 needs CUDA). Its numbers mean nothing.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+DRY=0
+[[ "${1:-}" == "--dry-run" || "${ALLOW_CPU:-0}" == "1" ]] && DRY=1
+PYTHON="${PYTHON:-$(command -v python || command -v python3)}"
+RESULTS="${OUT:-benchmarks/results}"
+WORK="${OUT:-${TMPDIR:-/tmp}/minisumm-gpu-check}"
+BUDGET_S="${BUDGET_S:-$([[ $DRY == 1 ]] && echo 3600 || echo 450)}"  # later steps are skipped (and reported) past this
+TIMEOUT_SCALE="${TIMEOUT_SCALE:-$([[ $DRY == 1 ]] && echo 5 || echo 1)}"  # a shared CPU is slow even at tiny sizes
+mkdir -p "$RESULTS" "$WORK/logs" "$WORK/parts" "$WORK/runs"
+rm -f "$WORK/steps.tsv" "$WORK/parts/"*.json
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # minisumm importable even if pip cannot install it
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONWARNINGS=ignore
+START=$SECONDS
+
+die() { echo "gpu_check: FAIL: $*" >&2; exit 1; }
+
+# --- 1. torch, and a GPU -------------------------------------------------------------------------------------
+[[ -n "$PYTHON" ]] || die "no python on PATH."
+"$PYTHON" -c "import torch" 2>/dev/null || die "'import torch' fails with $PYTHON; install torch with CUDA first (no internet here)."
+if [[ $DRY == 1 ]]; then
+    echo "gpu_check: DRY RUN on the CPU at tiny sizes (ALLOW_CPU=1 / --dry-run): tests this script, measures nothing."
+    DEVICE=cpu
+else
+    "$PYTHON" -c "import torch; assert torch.cuda.is_available()" 2>/dev/null \
+        || die "torch $("$PYTHON" -c 'import torch; print(torch.__version__)') sees no CUDA GPU; this check does not fall back to the CPU."
+    DEVICE=cuda
+fi
+
+# --- 2. minisumm and its dependencies, torch untouched ---------------------------------------------------------
+if ! (cd / && "$PYTHON" -c "import minisumm") 2>/dev/null; then
+    "$PYTHON" -m pip install --no-deps --no-build-isolation -e . > "$WORK/logs/pip-minisumm.log" 2>&1 \
+        || echo "gpu_check: pip install -e . failed (see $WORK/logs/pip-minisumm.log); using PYTHONPATH instead."
+fi
+for pair in transformers:transformers datasets:datasets rouge_score:rouge-score tqdm:tqdm safetensors:safetensors; do
+    module=${pair%%:*} package=${pair##*:}
+    "$PYTHON" -c "import $module" 2>/dev/null && continue
+    echo "gpu_check: installing missing $package"
+    "$PYTHON" -m pip install "$package" >> "$WORK/logs/pip-deps.log" 2>&1
+    "$PYTHON" -c "import $module" 2>/dev/null || die "$package is missing and could not be installed (see $WORK/logs/pip-deps.log)."
+done
+"$PYTHON" -c "import minisumm" || die "minisumm cannot be imported from $PWD."
+
+# --- the steps ---------------------------------------------------------------------------------------------------
+FAILED=0
+step() {  # step NAME TIMEOUT_S COMMAND...: run with a timeout, log to logs/NAME.log, record in steps.tsv
+    local name=$1 limit=$2; shift 2
+    local elapsed=$((SECONDS - START)) rc command="$*"
+    command=${command//[$'\t\n']/ }  # one line in steps.tsv
+    if (( elapsed > BUDGET_S )); then
+        printf '%s\tskipped\t0\t%s\n' "$name" "$command" >> "$WORK/steps.tsv"
+        echo "gpu_check: $name skipped (time budget of ${BUDGET_S}s spent)"; FAILED=1; return
+    fi
+    local began=$SECONDS
+    timeout --kill-after=10 "$((limit * TIMEOUT_SCALE))" "$@" > "$WORK/logs/$name.log" 2>&1
+    rc=$?
+    printf '%s\t%s\t%s\t%s\n' "$name" "$rc" "$((SECONDS - began))" "$command" >> "$WORK/steps.tsv"
+    if [[ $rc == 0 ]]; then echo "gpu_check: $name ok ($((SECONDS - began))s)"
+    else echo "gpu_check: $name FAILED (exit $rc$([[ $rc == 124 ]] && echo ', timed out'); $WORK/logs/$name.log):"
+         tail -n 5 "$WORK/logs/$name.log" | sed 's/^/    /'; FAILED=1; fi
+}
+
+METHODS="prompt lora last-layers full"
+if [[ $DRY == 1 ]]; then
+    SHAPE=(--model tiny-random --batch-size 2 --article-tokens 60 --summary-tokens 10 --steps 1 --warmup-steps 1)
+    PRECISIONS="bf16 fp32"; TRAIN_STEPS=2; EVAL_LIMIT=2; EVAL_EXTRA=(--max-new-tokens 16); FP16=fp32
+    GEN_SIZE=(--model tiny-random --batch-size 2 --prompt-tokens 32 --new-tokens 8)
+else
+    SHAPE=(--batch-size 8 --article-tokens 944 --summary-tokens 80 --steps 5 --warmup-steps 2)
+    PRECISIONS="bf16 fp16"; TRAIN_STEPS=20; EVAL_LIMIT=16; EVAL_EXTRA=(); FP16=fp16
+    if [[ -d ../shared/gpt2 ]]; then
+        GEN_SIZE=(--model ../shared/gpt2 --random-init)
+    else  # GPT-2 small's architecture (GPT2Config()) with a byte-level tokenizer: no files or internet needed
+        "$PYTHON" -c "import sys; from transformers import GPT2Config; from minisumm.model import byte_level_tokenizer
+GPT2Config().save_pretrained(sys.argv[1]); byte_level_tokenizer().save_pretrained(sys.argv[1])" "$WORK/gpt2-config"
+        GEN_SIZE=(--model "$WORK/gpt2-config" --random-init)
+    fi
+    GEN_SIZE+=(--batch-size 8 --prompt-tokens 512 --new-tokens 64)
+fi
+
+step environment 60 "$PYTHON" -c "import json, torch, transformers, platform, sys
+info = {'python': platform.python_version(), 'torch': torch.__version__, 'cuda': torch.version.cuda,
+        'transformers': transformers.__version__, 'cuda_available': torch.cuda.is_available()}
+if torch.cuda.is_available():
+    props = torch.cuda.get_device_properties(0)
+    info.update(gpu=props.name, gpu_memory_gib=round(props.total_memory / 2**30, 1), bf16=torch.cuda.is_bf16_supported())
+json.dump(info, open(sys.argv[1], 'w'))" "$WORK/parts/environment.json"
+
+for precision in $PRECISIONS; do
+    for method in $METHODS; do
+        step "bench_train-$method-$precision" 120 "$PYTHON" benchmarks/bench_train.py --method "$method" \
+            --precision "$precision" --device "$DEVICE" "${SHAPE[@]}" --json "$WORK/parts/bench_train.json"
+    done
+done
+
+# Would forward.label_loss gain from dropping the padding mask of right-padded batches? (A real token never
+# attends to a later pad under the causal mask, so its outputs cannot change; without a 2-D mask transformers
+# keeps SDPA's is_causal path, i.e. flash attention on GPUs.) Same losses expected, times compared.
+step mask_probe 120 "$PYTHON" - "$DEVICE" "$WORK/parts/mask_probe.json" "$DRY" <<'PY'
+import json, statistics, sys, time
+import torch
+sys.path.insert(0, "benchmarks")
+import bench_train
+from minisumm.device import autocast
+from minisumm.forward import label_loss
+device_name, out, dry = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+size = ["--model", "tiny-random", "--batch-size", "2", "--article-tokens", "60"] if dry else ["--batch-size", "8"]
+args = bench_train.parse_args(["--method", "lora", "--device", device_name, *size])
+device = torch.device(device_name)
+model, params, _ = bench_train.build(args, device, "minisumm")
+batch = bench_train.synthetic_batch(args, model, device)
+for row in range(1, args.batch_size):  # right padding as batching.collate makes it: row r is 8r tokens shorter
+    batch["attention_mask"][row, -8 * row:] = 0
+    batch["labels"][row, -8 * row:] = -100
+ones = dict(batch, attention_mask=torch.ones_like(batch["attention_mask"]))
+def run(b):
+    torch.manual_seed(0)
+    with autocast(device, "bf16"):
+        loss_sum, count = label_loss(model, **b)
+    (loss_sum / count).backward()
+    model.zero_grad(set_to_none=True)
+    return float(loss_sum / count)
+times = {"padding_mask": [], "ones_mask": []}
+losses = {"padding_mask": run(batch), "ones_mask": run(ones)}
+for i in range(10):
+    for name in (("padding_mask", "ones_mask") if i % 2 == 0 else ("ones_mask", "padding_mask")):
+        if device.type == "cuda": torch.cuda.synchronize()
+        t = time.perf_counter(); run(batch if name == "padding_mask" else ones)
+        if device.type == "cuda": torch.cuda.synchronize()
+        times[name].append(time.perf_counter() - t)
+result = {"what": "lora bf16 forward+backward of label_loss on a right-padded batch: real mask vs all-ones mask",
+          "losses": losses, "ms": {k: 1000 * statistics.median(v) for k, v in times.items()}}
+result["speedup_without_mask"] = result["ms"]["padding_mask"] / result["ms"]["ones_mask"]
+json.dump(result, open(out, "w"))
+print(json.dumps(result))
+PY
+
+"$PYTHON" benchmarks/bench_generate.py --help > "$WORK/logs/bench_generate-help.log" 2>&1
+GEN_ARGS=()
+for flag_value in "--device=$DEVICE" "--repeats=2" "--json=$WORK/parts/bench_generate.json"; do
+    grep -q -- "${flag_value%%=*}" "$WORK/logs/bench_generate-help.log" && GEN_ARGS+=("${flag_value%%=*}" "${flag_value#*=}")
+done
+step bench_generate 150 "$PYTHON" benchmarks/bench_generate.py "${GEN_SIZE[@]}" "${GEN_ARGS[@]}"
+
+for method in $METHODS; do
+    step "train-$method-bf16" 150 "$PYTHON" train.py --method "$method" --model tiny-random --data sample \
+        --max-steps "$TRAIN_STEPS" --device "$DEVICE" --precision bf16 --no-progress --overwrite \
+        --cache-dir "$WORK/cache" --out "$WORK/runs/$method"
+    step "evaluate-$method" 150 "$PYTHON" evaluate.py "$WORK/runs/$method" --limit "$EVAL_LIMIT" --device "$DEVICE" \
+        "${EVAL_EXTRA[@]}"
+done
+step "train-lora-$FP16" 150 "$PYTHON" train.py --method lora --model tiny-random --data sample \
+    --max-steps "$TRAIN_STEPS" --device "$DEVICE" --precision "$FP16" --no-progress --overwrite \
+    --cache-dir "$WORK/cache" --out "$WORK/runs/lora-$FP16"
+
+# --- collect ------------------------------------------------------------------------------------------------------
+"$PYTHON" - "$WORK" "$RESULTS/gpu_check.json" "$DRY" "$((SECONDS - START))" <<'PY'
+import json, sys
+from pathlib import Path
+
+work, target, dry, seconds = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] == "1", int(sys.argv[4])
+def load(path):
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+steps = []
+for line in (work / "steps.tsv").read_text().splitlines():
+    name, rc, secs, command = line.split("\t", 3)
+    log = work / "logs" / f"{name}.log"
+    tail = log.read_text(errors="replace").splitlines()[-8:] if log.exists() else []
+    steps.append({"name": name, "ok": rc == "0", "exit": rc, "seconds": int(secs), "command": command,
+                  **({} if rc == "0" else {"log_tail": tail})})
+runs = {}
+for run in sorted((work / "runs").iterdir()) if (work / "runs").is_dir() else []:
+    runs[run.name] = {"summary": load(run / "summary.json"), "eval": load(run / "eval" / "metrics.json")}
+result = {"dry_run": dry, "seconds": seconds, "all_ok": all(s["ok"] for s in steps),
+          "environment": load(work / "parts" / "environment.json"),
+          "bench_train": (load(work / "parts" / "bench_train.json") or {}).get("rows", []),
+          "bench_generate": load(work / "parts" / "bench_generate.json"),
+          "mask_probe": load(work / "parts" / "mask_probe.json"), "runs": runs, "steps": steps}
+target.parent.mkdir(parents=True, exist_ok=True)
+target.write_text(json.dumps(result, indent=1) + "\n")
+
+print(f"\n=== gpu_check summary{' (DRY RUN: CPU, tiny sizes, numbers mean nothing)' if dry else ''} ===")
+print(json.dumps(result["environment"]))
+print(f"{'bench_train':28} {'tok/s':>9} {'ref tok/s':>9} {'speedup':>7} {'peak MB':>8} {'ref MB':>8} {'loss diff':>9}")
+for r in result["bench_train"]:
+    print(f"{r['method'] + ' ' + r['precision']:28} {r['tokens_per_s']:9.0f} {r['reference_tokens_per_s']:9.0f} "
+          f"{r['speedup']:7.2f} {r['peak_mem_mb']:8.0f} {r['reference_peak_mem_mb']:8.0f} {r['loss_diff']:9.1e}")
+generate = result["bench_generate"]
+if generate:
+    print("bench_generate:", json.dumps(generate)[:600])
+if result["mask_probe"]:
+    print("mask_probe:", json.dumps(result["mask_probe"]))
+for name, run in runs.items():
+    s, e = run["summary"] or {}, run["eval"] or {}
+    rouge = (e.get("rouge") or {}).get("rougeLsum", {}).get("mean")
+    print(f"run {name:16} {s.get('precision')}  steps {s.get('steps')}  best_val_loss "
+          f"{s.get('best_val_loss', float('nan')):.3f}  train tok/s {s.get('tokens_per_s', 0):.0f}  peak "
+          f"{s.get('peak_memory_mb', 0):.0f} MB | eval loss {e.get('loss', float('nan')):.3f}  rougeLsum "
+          f"{rouge if rouge is not None else 'n/a'}  decode {e.get('decode_time_s', float('nan')):.1f}s")
+bad = [s["name"] for s in steps if not s["ok"]]
+print(f"steps: {len(steps) - len(bad)}/{len(steps)} ok{'; FAILED: ' + ', '.join(bad) if bad else ''}; "
+      f"{seconds}s; wrote {target}")
+PY
+[[ $FAILED == 0 ]] || { echo "gpu_check: FAIL: some steps failed (listed above)" >&2; exit 1; }
+echo "gpu_check: all steps passed"
