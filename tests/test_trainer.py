@@ -10,6 +10,7 @@ from safetensors.torch import load_file
 
 from conftest import tiny_config
 from minisumm import methods, trainer as trainer_module
+from minisumm.checkpoint import read_config
 from minisumm.config import MethodConfig
 from minisumm.errors import MinisummError
 from minisumm.forward import label_loss
@@ -124,8 +125,6 @@ def test_resume_equals_uninterrupted_bitwise(tmp_path, monkeypatch):
                      show_progress=False).train()
     assert result["interrupted"] == "SIGINT" and result["step"] == 4
     monkeypatch.setattr(trainer_module, "lr_at", real_lr_at)
-    resumed_config = trainer_module.RunFolder  # noqa: F841  (the CLI reads the config back from the run)
-    from minisumm.checkpoint import read_config
     summary = Trainer(read_config(broken), broken, resume=True, show_progress=False).train()
     assert summary["steps"] == 6
     for folder in ("last", "best"):
