@@ -59,7 +59,7 @@ from minisumm.config import METHODS, MethodConfig, RunConfig, TrainConfig  # noq
 from minisumm.device import autocast, resolve_device, resolve_precision  # noqa: E402
 from minisumm.errors import MinisummError  # noqa: E402
 from minisumm.forward import IGNORE_INDEX, label_loss  # noqa: E402
-from minisumm.model import enable_activation_checkpointing, load_model_and_tokenizer  # noqa: E402
+from minisumm.model import enable_activation_checkpointing, load_model_and_tokenizer, set_dropout  # noqa: E402
 from minisumm.trainer import make_optimizer  # noqa: E402
 
 PHASES = ("reference", "minisumm")
@@ -78,6 +78,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         f"{_common.SHARED_GPT2} with random weights, or {GPT2_CONFIG} when that is absent).")
     parser.add_argument("--random-init", action="store_true", help="Random weights (for folders without weights).")
     parser.add_argument("--grad-checkpointing", action="store_true")
+    parser.add_argument("--dropout", type=float, default=None, help="GPT-2's dropout, as train.py's --dropout "
+                        "(default: the model's own, 0.1).")
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto.")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice).")
@@ -105,6 +107,8 @@ def build(args, device: torch.device, phase: str):
         model = GPT2LMHeadModel(GPT2Config())
     else:
         model, _ = load_model_and_tokenizer(args.model, random_init=args.random_init)
+    if args.dropout is not None:
+        set_dropout(model, args.dropout)  # before the method, as minisumm.checkpoint.build does
     # "vocab" init needs no tokenizer, so every model source gets the same kind of soft prompt
     method_config = MethodConfig(method=args.method, prompt_init="vocab")
     params = methods.apply(model, method_config)
@@ -270,9 +274,10 @@ def summarise(args, device, precision, result: dict, memory_method: dict) -> dic
     row = {"method": args.method, "batch_size": args.batch_size, "article_tokens": args.article_tokens,
            "article_tokens_used": result["article_tokens_used"],
            "summary_tokens": args.summary_tokens, "grad_checkpointing": args.grad_checkpointing,
-           "precision": precision, "device": str(device), "model": args.model, "random_init": args.random_init,
+           "dropout": args.dropout, "precision": precision, "device": str(device), "model": args.model,
+           "random_init": args.random_init,
            "steps": args.steps, "warmup_steps": args.warmup_steps,
-           "order": "one model; steps alternate reference/minisumm in ABBA order",
+           "order": "two identical models, one per loss; timed steps alternate in ABBA order",
            "statistic": "median ms/step of the timed steps", "memory": memory_method,
            "date": date.today().isoformat(), **_common.machine_info(device), **result["check"]}
     for phase in PHASES:
@@ -296,8 +301,8 @@ def summarise(args, device, precision, result: dict, memory_method: dict) -> dic
     return row
 
 
-ROW_KEY = ("method", "batch_size", "article_tokens", "summary_tokens", "grad_checkpointing", "precision", "device",
-           "model")
+ROW_KEY = ("method", "batch_size", "article_tokens", "summary_tokens", "grad_checkpointing", "dropout", "precision",
+           "device", "model")
 
 
 def add_row(path: Path, row: dict) -> dict:
@@ -306,7 +311,7 @@ def add_row(path: Path, row: dict) -> dict:
     rows = [r for r in data.get("rows", []) if any(r.get(k) != row[k] for k in ROW_KEY)] + [row]
     for ckpt in (r for r in rows if r["grad_checkpointing"]):
         plain = next((r for r in rows if not r["grad_checkpointing"]
-                      and all(r[k] == ckpt[k] for k in ROW_KEY if k != "grad_checkpointing")), None)
+                      and all(r.get(k) == ckpt.get(k) for k in ROW_KEY if k != "grad_checkpointing")), None)
         if plain is not None:
             ckpt["reference_without_checkpointing_peak_mem_mb"] = plain["reference_peak_mem_mb"]
             ckpt["peak_mem_ratio_vs_reference_without_checkpointing"] = \
@@ -314,7 +319,7 @@ def add_row(path: Path, row: dict) -> dict:
     data["rows"] = rows
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=1) + "\n")
-    return next(r for r in rows if all(r[k] == row[k] for k in ROW_KEY))
+    return next(r for r in rows if all(r.get(k) == row[k] for k in ROW_KEY))
 
 
 def report(row: dict) -> None:

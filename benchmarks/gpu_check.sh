@@ -212,13 +212,15 @@ if generate:
     print("bench_generate:", json.dumps(generate)[:600])
 if result["mask_probe"]:
     print("mask_probe:", json.dumps(result["mask_probe"]))
+def number(value, spec):
+    return format(value, spec) if isinstance(value, (int, float)) else "n/a"
 for name, run in runs.items():
     s, e = run["summary"] or {}, run["eval"] or {}
     rouge = (e.get("rouge") or {}).get("rougeLsum", {}).get("mean")
     print(f"run {name:16} {s.get('precision')}  steps {s.get('steps')}  best_val_loss "
-          f"{s.get('best_val_loss', float('nan')):.3f}  train tok/s {s.get('tokens_per_s', 0):.0f}  peak "
-          f"{s.get('peak_memory_mb', 0):.0f} MB | eval loss {e.get('loss', float('nan')):.3f}  rougeLsum "
-          f"{rouge if rouge is not None else 'n/a'}  decode {e.get('decode_time_s', float('nan')):.1f}s")
+          f"{number(s.get('best_val_loss'), '.3f')}  train tok/s {number(s.get('tokens_per_s'), '.0f')}  peak "
+          f"{number(s.get('peak_memory_mb'), '.0f')} MB | eval loss {number(e.get('loss'), '.3f')}  rougeLsum "
+          f"{number(rouge, '.2f')}  decode {number(e.get('decode_time_s'), '.1f')} s")
 bad = [s["name"] for s in steps if not s["ok"]]
 print(f"steps: {len(steps) - len(bad)}/{len(steps)} ok{'; FAILED: ' + ', '.join(bad) if bad else ''}; "
       f"{seconds}s; wrote {target}")
