@@ -268,7 +268,7 @@ def plot_rouge_vs_params(entries: list[Entry], path: Path) -> bool:
 # ------------------------------------------------------------------------------------------------ CLI
 def default_out(paths) -> Path:
     """`comparison.md` in the deepest folder holding every given path (their common parent)."""
-    common = Path(os.path.commonpath([os.path.dirname(os.path.abspath(p)) for p in paths]))
+    common = Path(os.path.commonpath([Path(p).resolve().parent for p in paths]))
     if common.is_relative_to(Path.cwd()):  # runs/comparison.md rather than /home/.../runs/comparison.md
         common = common.relative_to(Path.cwd())
     return common / "comparison.md"
