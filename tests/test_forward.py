@@ -1,8 +1,11 @@
 """The shared forward: positions worked out by hand, and the labelled-positions loss against transformers'."""
 
+import pytest
 import torch
 
-from minisumm.forward import body, label_loss, positions_from_mask
+from minisumm import methods
+from minisumm.config import MethodConfig
+from minisumm.forward import body, label_loss, labelled_hidden, positions_from_mask
 from minisumm.model import load_model_and_tokenizer
 
 
@@ -34,3 +37,74 @@ def test_left_padded_rows_match_the_same_rows_alone():
     hidden, _, _ = body(model, ids, mask)
     alone, _, _ = body(model, ids[:1, 2:], mask[:1, 2:])
     torch.testing.assert_close(hidden[0, 2:], alone[0], rtol=1e-5, atol=1e-5)
+
+
+def test_last_block_at_labelled_positions_equals_the_full_forward_there():
+    """Right padding (training) and left padding (a spare slot lands on padding: no NaN), uneven counts."""
+    model, _ = load_model_and_tokenizer("tiny-random")
+    torch.manual_seed(1)
+    ids = torch.randint(0, 256, (3, 10))
+    mask = torch.tensor([[1] * 10, [1] * 7 + [0] * 3, [0, 0] + [1] * 8])
+    keep = torch.zeros_like(mask, dtype=torch.bool)
+    keep[0, 5:9] = True   # 4 kept
+    keep[1, 3:6] = True   # 3 kept: one spare slot
+    keep[2, 8] = True     # 1 kept: three spare slots, on positions that include padding
+    full, _, _ = body(model, ids, mask)  # (B, T, C)
+    only = labelled_hidden(model, ids, mask, keep)  # (N, C)
+    assert only.shape == (8, model.config.n_embd)
+    torch.testing.assert_close(only, full[keep], rtol=1e-5, atol=1e-5)
+    only.sum().backward()  # spare slots are dropped: they must not send NaN back either
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+@pytest.mark.parametrize("name", ["prompt", "lora", "last-layers", "full"])
+def test_label_loss_gradients_equal_transformers_labels_loss_for_every_method(name):
+    """Same loss and same gradient on every trainable tensor as the full-logits loss (dropout off)."""
+    configs = {"prompt": MethodConfig(method="prompt", prompt_length=3, prompt_init="random"),
+               "lora": MethodConfig(method="lora", lora_targets="qv,proj,mlp", lora_rank=2),
+               "last-layers": MethodConfig(method="last-layers", last_layers=1),
+               "full": MethodConfig(method="full")}
+    model, _ = load_model_and_tokenizer("tiny-random")
+    trainable = methods.apply(model, configs[name])
+    with torch.no_grad():  # LoRA's B starts at zero: move it so that its gradient path is exercised too
+        for p in trainable:
+            p.add_(torch.randn_like(p) * 0.05)
+    torch.manual_seed(2)
+    ids = torch.randint(0, 256, (2, 14))
+    mask = torch.ones_like(ids)
+    mask[1, 11:] = 0
+    labels = ids.masked_fill(mask == 0, -100)
+    labels[:, :6] = -100
+
+    def loss_and_grads(loss_fn):
+        loss = loss_fn()
+        grads = torch.autograd.grad(loss, trainable)
+        return loss.detach(), grads
+
+    def reference():
+        embeds, full_mask = model.transformer.wte(ids), mask
+        full_labels = labels
+        if name == "prompt":
+            embeds, full_mask = model.soft_prompt.prepend(embeds, mask)
+            full_labels = torch.cat([labels.new_full((2, 3), -100), labels], 1)
+        positions = positions_from_mask(full_mask)
+        return model(inputs_embeds=embeds, attention_mask=full_mask, position_ids=positions, labels=full_labels).loss
+
+    def ours():
+        loss_sum, count = label_loss(model, ids, mask, labels)
+        return loss_sum / count
+
+    ref_loss, ref_grads = loss_and_grads(reference)
+    our_loss, our_grads = loss_and_grads(ours)
+    torch.testing.assert_close(our_loss, ref_loss, rtol=1e-5, atol=1e-6)
+    for ref_grad, our_grad in zip(ref_grads, our_grads):
+        torch.testing.assert_close(our_grad, ref_grad, rtol=1e-4, atol=1e-6)
+
+
+def test_label_loss_with_nothing_labelled_is_zero_and_backpropagates():
+    model, _ = load_model_and_tokenizer("tiny-random")
+    methods.apply(model, MethodConfig(method="last-layers", last_layers=1))
+    ids = torch.randint(0, 256, (2, 8))
+    loss_sum, count = label_loss(model, ids, torch.ones_like(ids), torch.full_like(ids, -100))
+    loss_sum.backward()
+    assert count == 0 and loss_sum.item() == 0.0
