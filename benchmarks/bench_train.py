@@ -12,8 +12,9 @@ tokens (labelled), no padding. With --grad-checkpointing, minisumm's model is se
                a B × T × 50,257 tensor (a soft prompt goes in as inputs_embeds, its labels -100)
 
 How it runs, in one process, with two identical models (one per loss) built from the same seed:
-1. check: each loss and its gradient norm on the fresh weights with the same dropout masks; they agree
-   to float precision (`loss_diff`, `grad_norm_rel_diff`), so both do the same training;
+1. check: each loss and its gradient norm on the fresh weights with dropout off (minisumm draws dropout
+   masks only where it computes, so masks cannot match); they agree to float precision (`loss_diff`,
+   `grad_norm_rel_diff`), so both do the same training;
 2. `--warmup-steps` untimed optimizer steps of each (AdamW's state gets allocated, glibc warms up);
 3. `--steps` timed optimizer steps of each, alternating in ABBA order (reference, minisumm, minisumm,
    reference, ...), so a slow spell of a shared machine or a drift hits both alike;
@@ -174,7 +175,7 @@ class Bench:
         self.baseline_mb = _common.current_mb(device)  # weights built, no gradients or optimizer state yet
 
     def backward(self, seed: int) -> float:
-        torch.manual_seed(seed)  # the same dropout masks for both losses
+        torch.manual_seed(seed)  # both losses' steps draw from the same random stream
         with autocast(self.device, self.precision):
             loss = self.loss_fn(self.model, self.batch)
         self.scaler.scale(loss).backward()
@@ -189,8 +190,8 @@ class Bench:
         self.optimizer.zero_grad(set_to_none=True)
         return loss
 
-    def timed_step(self, seed: int) -> tuple[float, float, int]:
-        """Wall seconds, system CPU seconds and minor page faults (the process's, all threads) of one step."""
+    def timed_step(self, seed: int) -> tuple[float, float, float, int]:
+        """Wall seconds, user and system CPU seconds, minor page faults (the process's, all threads) of a step."""
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         before, started = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
@@ -198,10 +199,14 @@ class Bench:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         wall, after = time.perf_counter() - started, resource.getrusage(resource.RUSAGE_SELF)
-        return wall, after.ru_stime - before.ru_stime, after.ru_minflt - before.ru_minflt
+        return (wall, after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime,
+                after.ru_minflt - before.ru_minflt)
 
     def loss_and_grad_norm(self) -> tuple[float, float]:
+        """Loss and gradient norm with dropout off (eval mode), on the current weights."""
+        self.model.eval()
         loss = self.backward(self.args.seed)
+        self.model.train()
         grads = [p.grad.float() for p in self.params if p.grad is not None]
         norm = float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])))
         self.optimizer.zero_grad(set_to_none=True)
@@ -239,8 +244,8 @@ def measure(args, device: torch.device, precision: str, in_children: bool, argv:
             timed[phase].append(benches[phase].timed_step(seed))
             seed += 1
     result["step_s"] = {phase: [t[0] for t in steps] for phase, steps in timed.items()}
-    result["sys_s"] = {phase: [t[1] for t in steps] for phase, steps in timed.items()}
-    result["page_faults"] = {phase: [t[2] for t in steps] for phase, steps in timed.items()}
+    for index, name in enumerate(("user_s", "sys_s", "page_faults"), start=1):
+        result[name] = {phase: [t[index] for t in steps] for phase, steps in timed.items()}
     del benches["minisumm"]
     if in_children:
         del benches["reference"]
@@ -286,6 +291,7 @@ def summarise(args, device, precision, result: dict, memory_method: dict) -> dic
         row[prefix + "ms_per_step"] = 1000 * median
         row[prefix + "step_ms_all"] = [round(1000 * t, 1) for t in result["step_s"][phase]]
         row[prefix + "tokens_per_s"] = tokens / median
+        row[prefix + "user_s_per_step"] = statistics.median(result["user_s"][phase])  # CPU time, all threads
         row[prefix + "sys_s_per_step"] = statistics.median(result["sys_s"][phase])  # kernel time: page faults
         row[prefix + "page_faults_per_step"] = statistics.median(result["page_faults"][phase])
         row[prefix + "peak_mem_mb"] = result["peak_mb"][phase]
@@ -336,6 +342,9 @@ def report(row: dict) -> None:
           f"peak memory {row['peak_mem_ratio']:.0%} of the reference's ({row['peak_above_baseline_ratio']:.0%} "
           f"above baseline); same weights: loss difference "
           f"{row['loss_diff']:.1e}, gradient norms differ by {row['grad_norm_rel_diff']:.1e} (relative)")
+    print(f"CPU time per step (all threads): reference user {row['reference_user_s_per_step']:.1f} s, minisumm "
+          f"user {row['user_s_per_step']:.1f} s (user-time ratio "
+          f"{row['reference_user_s_per_step'] / max(row['user_s_per_step'], 1e-9):.2f}x)")
     print(f"kernel (system) time per step: reference {row['reference_sys_s_per_step']:.2f} s with "
           f"{row['reference_page_faults_per_step']:,.0f} page faults, minisumm {row['sys_s_per_step']:.2f} s with "
           f"{row['page_faults_per_step']:,.0f}")
