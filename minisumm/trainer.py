@@ -26,6 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from minisumm import batching, distributed, methods
+from minisumm.attention import use_block_attention
 from minisumm.checkpoint import build, folder_size, save_checkpoint
 from minisumm.config import RunConfig
 from minisumm.device import autocast, peak_memory_mb, resolve_device, resolve_precision
@@ -113,6 +114,7 @@ class Trainer:
         torch.manual_seed(config.train.seed)  # the method's own initialisation (LoRA A, sampled prompt ids)
         self.model, self.tokenizer, self.params = build(config)
         self.model.to(self.device)
+        use_block_attention(self.model)  # CPU + dropout: attention in causal blocks (minisumm/attention.py)
         if config.train.grad_checkpointing:
             enable_activation_checkpointing(self.model)
         self.loss_module = LossModule(self.model)

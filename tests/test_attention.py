@@ -1,0 +1,93 @@
+"""Block attention with dropout against the plain formula, its dropout rate, and its place in GPT-2."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from minisumm import attention
+from minisumm.attention import CausalDropoutAttention, draw_keep, use_block_attention
+from minisumm.forward import label_loss
+from minisumm.model import load_model_and_tokenizer
+
+
+def plain_attention(q, k, v, allowed, keep, p, scale):
+    """The textbook formula on the whole T × T matrix, with the same keep mask."""
+    T = q.shape[2]
+    mask = torch.ones(T, T, dtype=torch.bool).tril()
+    if allowed is not None:
+        mask = mask & allowed
+    scores = (q @ k.transpose(-1, -2) * scale).masked_fill(~mask, float("-inf"))
+    probs = scores.softmax(-1).nan_to_num(0.0)
+    return (probs * keep / (1 - p)) @ v
+
+
+@pytest.mark.parametrize("length", [70, 150])  # a partial last block; several blocks (BLOCK = 64)
+@pytest.mark.parametrize("padded", [False, True])
+def test_block_attention_equals_the_plain_formula_and_its_gradients(length, padded):
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 3, length, 8, requires_grad=True) for _ in range(3))
+    allowed = None
+    if padded:  # row 1 right-padded: keys past 50 are padding; its padding queries still see keys 0..50
+        real = torch.ones(2, length, dtype=torch.bool)
+        real[1, 50:] = False
+        allowed = real[:, None, None, :].expand(2, 1, length, length)
+    keep = draw_keep(2, 3, length, 0.3)
+    ours = CausalDropoutAttention.apply(q, k, v, allowed, keep, 0.3, 8 ** -0.5)
+    plain = plain_attention(q, k, v, allowed, keep, 0.3, 8 ** -0.5)
+    torch.testing.assert_close(ours, plain, rtol=1e-5, atol=1e-5)
+    grad = torch.randn_like(plain)
+    for a, b in zip(torch.autograd.grad(ours, (q, k, v), grad), torch.autograd.grad(plain, (q, k, v), grad)):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_without_dropout_it_is_pytorchs_sdpa():
+    torch.manual_seed(1)
+    q, k, v = (torch.randn(2, 2, 130, 16) for _ in range(3))
+    keep = torch.ones(2, 2, 130, 130, dtype=torch.bool)
+    ours = CausalDropoutAttention.apply(q, k, v, None, keep, 0.0, 0.25)
+    torch.testing.assert_close(ours, F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=0.25),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_a_row_with_no_allowed_key_gives_zeros_not_nan():
+    q, k, v = (torch.randn(1, 1, 4, 2, requires_grad=True) for _ in range(3))
+    allowed = torch.tensor([False, True, True, True])[None, None, None, :].expand(1, 1, 4, 4)
+    out = CausalDropoutAttention.apply(q, k, v, allowed, draw_keep(1, 1, 4, 0.1), 0.1, 1.0)
+    assert out[0, 0, 0].tolist() == [0.0, 0.0] and torch.isfinite(out).all()
+    out.sum().backward()
+    assert all(torch.isfinite(t.grad).all() for t in (q, k, v))
+
+
+def test_keep_mask_keeps_one_minus_p_of_the_causal_entries():
+    torch.manual_seed(2)
+    keep = draw_keep(2, 4, 256, 0.3)
+    causal = torch.ones(256, 256, dtype=torch.bool).tril()
+    share = keep[:, :, causal].float().mean().item()  # 263,168 draws: standard error 0.0009
+    assert abs(share - 0.7) < 0.005
+
+
+def test_gpt2_uses_the_blocks_only_when_training_with_dropout_on_cpu(monkeypatch):
+    model, _ = load_model_and_tokenizer("tiny-random")
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.1
+    use_block_attention(model)
+    calls = []
+    real = CausalDropoutAttention.apply
+    monkeypatch.setattr(CausalDropoutAttention, "apply", lambda *a: calls.append(1) or real(*a))
+    ids = torch.randint(0, 256, (2, 40))
+    mask = torch.ones_like(ids)
+    mask[1, 30:] = 0
+    labels = ids.masked_fill(mask == 0, -100)
+    model.eval()
+    with torch.no_grad():
+        eval_loss, count = label_loss(model, ids, mask, labels)
+    assert calls == []  # evaluation: transformers' SDPA
+    reference = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+    torch.testing.assert_close(eval_loss / count, reference, rtol=1e-5, atol=1e-6)
+    model.train()
+    loss_sum, count = label_loss(model, ids, mask, labels)
+    (loss_sum / count).backward()
+    blocks = model.config.n_layer - 1  # the last block runs at the labelled positions only (forward.py)
+    assert len(calls) == blocks and torch.isfinite(loss_sum)
+    assert model.config._attn_implementation == attention.NAME
