@@ -3,11 +3,13 @@
 Both losses train the same model (same seeded weights, same method applied, same AdamW from
 `minisumm.trainer.make_optimizer`, clipping at 1.0, same autocast/GradScaler handling as the trainer) on
 the same synthetic batch: B rows of A random article tokens (labels -100) followed by S random summary
-tokens (labelled), no padding. With --grad-checkpointing, minisumm's model is set up the trainer's way
-(`minisumm.model.enable_activation_checkpointing`), the reference's with transformers' stock
-`activation_checkpointing_enable({"use_reentrant": False})`. They differ only in the loss:
+tokens (labelled), no padding. minisumm's model is set up the trainer's way (`minisumm.attention`'s block
+attention; with --grad-checkpointing `minisumm.model.enable_activation_checkpointing`), the reference's the
+usual way (transformers' SDPA attention; its stock `activation_checkpointing_enable({"use_reentrant":
+False})`). The difference is the forward pass and loss:
 
-    minisumm   forward.label_loss: the LM head on the S labelled positions only, loss = sum / count
+    minisumm   forward.label_loss: the last block and the LM head at the S labelled positions only,
+               loss = sum / count; on CPU with dropout, attention in causal blocks (minisumm/attention.py)
     reference  transformers' own `model(input_ids, attention_mask, labels).loss`: logits at every position,
                a B × T × 50,257 tensor (a soft prompt goes in as inputs_embeds, its labels -100)
 
@@ -18,14 +20,14 @@ How it runs, in one process, with two identical models (one per loss) built from
 2. `--warmup-steps` untimed optimizer steps of each (AdamW's state gets allocated, glibc warms up);
 3. `--steps` timed optimizer steps of each, alternating in ABBA order (reference, minisumm, minisumm,
    reference, ...), so a slow spell of a shared machine or a drift hits both alike;
-4. peak memory, one loss at a time with the other model freed: one more untimed step of the reference;
-   then minisumm's model is rebuilt alone, warmed up, and measured the same way. Before each measured
-   step freed memory goes back to the OS, the peak is reset, and glibc is in its "exact" mode (see
-   `_common.py`; the timed steps run in glibc's usual fast mode, which would inflate the peak).
+4. peak memory, each loss alone in a fresh child process (so that neither inherits the other's heap):
+   build, `--warmup-steps` steps (at least one: AdamW's state exists), then one measured step. Before it
+   the peak is reset and glibc is in its "exact" mode (see `_common.py`; the timed steps run in glibc's
+   usual fast mode, which would inflate the peak).
 ms/step is the median of the timed steps; tokens/s = B·(A+S) / that; `speedup_median_of_pairs` is the
 median of reference/minisumm time ratios of adjacent steps (steadier when the machine's load changes).
 With prompt tuning, A shrinks by the prompt's P positions when P+A+S would pass the model's 1,024 (as the
-data pipeline cuts articles). The baseline memory is the process with the model built (no gradients or
+data pipeline cuts articles). The baseline memory is each child with its model built (no gradients or
 optimizer state yet); peaks are reported whole and above it.
 
     python benchmarks/bench_train.py --method lora --batch-size 2 --article-tokens 944 --summary-tokens 80 \\
@@ -56,6 +58,7 @@ import torch  # noqa: E402
 from transformers import GPT2Config, GPT2LMHeadModel  # noqa: E402
 
 from minisumm import methods  # noqa: E402
+from minisumm.attention import use_block_attention  # noqa: E402
 from minisumm.config import METHODS, MethodConfig, RunConfig, TrainConfig  # noqa: E402
 from minisumm.device import autocast, resolve_device, resolve_precision  # noqa: E402
 from minisumm.errors import MinisummError  # noqa: E402
@@ -114,6 +117,8 @@ def build(args, device: torch.device, phase: str):
     method_config = MethodConfig(method=args.method, prompt_init="vocab")
     params = methods.apply(model, method_config)
     model.to(device).train()
+    if phase == "minisumm":
+        use_block_attention(model)  # as the trainer does
     if args.grad_checkpointing and phase == "minisumm":
         enable_activation_checkpointing(model)
     elif args.grad_checkpointing:
@@ -222,16 +227,14 @@ class Bench:
         return peak
 
 
-def measure(args, device: torch.device, precision: str, in_children: bool, argv: list[str]) -> dict:
-    """Check, warm up, time both losses in ABBA order, then one peak-memory step each (the other freed)."""
-    benches = {"reference": Bench(args, device, precision, "reference")}
-    baseline = benches["reference"].baseline_mb  # one model built: the reference's alone
-    benches["minisumm"] = Bench(args, device, precision, "minisumm")
+def measure(args, device: torch.device, precision: str, argv: list[str]) -> dict:
+    """Check, warm up, time both losses in ABBA order; then each loss's peak memory in a child process."""
+    benches = {phase: Bench(args, device, precision, phase) for phase in PHASES}
     (ref_loss, ref_norm), (loss, norm) = (benches[phase].loss_and_grad_norm() for phase in PHASES)
     result = {"check": {"reference_loss": ref_loss, "loss": loss, "loss_diff": abs(loss - ref_loss),
                         "reference_grad_norm": ref_norm, "grad_norm": norm,
                         "grad_norm_rel_diff": abs(norm - ref_norm) / ref_norm},
-              "baseline_mb": baseline, "article_tokens_used": benches["minisumm"].article_tokens}
+              "article_tokens_used": benches["minisumm"].article_tokens}
     seed = args.seed + 1
     for _ in range(args.warmup_steps):
         for phase in PHASES:
@@ -246,35 +249,38 @@ def measure(args, device: torch.device, precision: str, in_children: bool, argv:
     result["step_s"] = {phase: [t[0] for t in steps] for phase, steps in timed.items()}
     for index, name in enumerate(("user_s", "sys_s", "page_faults"), start=1):
         result[name] = {phase: [t[index] for t in steps] for phase, steps in timed.items()}
-    del benches["minisumm"]
-    if in_children:
-        del benches["reference"]
-        result["peak_mb"] = {phase: run_in_child(phase, argv) for phase in PHASES}
-        return result
-    result["peak_mb"] = {"reference": benches.pop("reference").peak_step(seed)}
-    minisumm = Bench(args, device, precision, "minisumm")  # alone now, with its optimizer state after warm-up
-    for _ in range(args.warmup_steps):
-        minisumm.step(seed)
-    result["peak_mb"]["minisumm"] = minisumm.peak_step(seed)
+    del benches
+    _common.release_freed_memory()
+    result["memory"] = {phase: run_in_child(phase, argv) for phase in PHASES}
     return result
 
 
-def run_in_child(phase: str, argv: list[str]) -> float:
-    """Fallback when the peak cannot be reset in-process: a child's lifetime peak over warm-up + one step."""
+def run_in_child(phase: str, argv: list[str]) -> dict:
+    """One loss's peak memory, measured alone in a fresh process (`child_peak`)."""
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "peak.json"
         subprocess.run([sys.executable, __file__, *argv, "--phase", phase, "--phase-out", str(out)], check=True)
-        return json.loads(out.read_text())["peak_mb"]
+        return json.loads(out.read_text())
 
 
 def child_peak(args, device: torch.device, precision: str) -> dict:
+    """Build one loss's model, warm up (AdamW's state gets allocated), then the peak of one more step."""
+    memory = _common.check_peak_reset(device)
     bench = Bench(args, device, precision, args.phase)
-    for index in range(args.warmup_steps + 1):
+    warmup = max(1, args.warmup_steps)
+    for index in range(warmup):
         bench.step(args.seed + index)
-    return {"peak_mb": _common.peak_mb(device)}
+    if memory["reliable"]:
+        peak = bench.peak_step(args.seed + warmup)
+        memory["method"] = "one fresh process per loss; " + memory["method"]
+    else:
+        bench.step(args.seed + warmup)
+        peak = _common.peak_mb(device)
+        memory["method"] = "lifetime peak of the child process (resetting the peak failed its check)"
+    return {"peak_mb": peak, "baseline_mb": bench.baseline_mb, "memory": memory}
 
 
-def summarise(args, device, precision, result: dict, memory_method: dict) -> dict:
+def summarise(args, device, precision, result: dict) -> dict:
     tokens = args.batch_size * (result["article_tokens_used"] + args.summary_tokens)
     row = {"method": args.method, "batch_size": args.batch_size, "article_tokens": args.article_tokens,
            "article_tokens_used": result["article_tokens_used"],
@@ -283,7 +289,7 @@ def summarise(args, device, precision, result: dict, memory_method: dict) -> dic
            "random_init": args.random_init,
            "steps": args.steps, "warmup_steps": args.warmup_steps,
            "order": "two identical models, one per loss; timed steps alternate in ABBA order",
-           "statistic": "median ms/step of the timed steps", "memory": memory_method,
+           "statistic": "median ms/step of the timed steps", "memory": result["memory"]["minisumm"]["memory"],
            "date": date.today().isoformat(), **_common.machine_info(device), **result["check"]}
     for phase in PHASES:
         prefix = "" if phase == "minisumm" else "reference_"
@@ -294,9 +300,10 @@ def summarise(args, device, precision, result: dict, memory_method: dict) -> dic
         row[prefix + "user_s_per_step"] = statistics.median(result["user_s"][phase])  # CPU time, all threads
         row[prefix + "sys_s_per_step"] = statistics.median(result["sys_s"][phase])  # kernel time: page faults
         row[prefix + "page_faults_per_step"] = statistics.median(result["page_faults"][phase])
-        row[prefix + "peak_mem_mb"] = result["peak_mb"][phase]
-        row[prefix + "peak_above_baseline_mb"] = result["peak_mb"][phase] - result["baseline_mb"]
-    row["baseline_mem_mb"] = result["baseline_mb"]
+        memory = result["memory"][phase]
+        row[prefix + "peak_mem_mb"] = memory["peak_mb"]
+        row[prefix + "baseline_mem_mb"] = memory["baseline_mb"]
+        row[prefix + "peak_above_baseline_mb"] = memory["peak_mb"] - memory["baseline_mb"]
     row["speedup"] = row["tokens_per_s"] / row["reference_tokens_per_s"]
     # per timed pair (adjacent steps of the two losses): robust to a load that changes between pairs
     pairs = [r / m for r, m in zip(result["step_s"]["reference"], result["step_s"]["minisumm"])]
@@ -329,7 +336,7 @@ def add_row(path: Path, row: dict) -> dict:
 
 
 def report(row: dict) -> None:
-    cut = f" (cut from {row['article_tokens']} to fit the soft prompt)" \
+    cut = f" (cut from {row['article_tokens']} to fit the model's positions)" \
         if row["article_tokens_used"] < row["article_tokens"] else ""
     print(f"{row['method']} B={row['batch_size']} A={row['article_tokens_used']}{cut} S={row['summary_tokens']} "
           f"{row['precision']} on {row['device']}{' + grad checkpointing' if row['grad_checkpointing'] else ''} "
@@ -363,11 +370,7 @@ def main(argv=None) -> int:
     if args.phase:  # a child measuring one loss's peak for the fallback
         Path(args.phase_out).write_text(json.dumps(child_peak(args, device, precision)))
         return 0
-    memory_method = _common.check_peak_reset(device)
-    in_children = not memory_method["reliable"]
-    if in_children:
-        memory_method["method"] = "lifetime peak of one child process per loss (in-process reset failed its check)"
-    row = summarise(args, device, precision, measure(args, device, precision, in_children, argv), memory_method)
+    row = summarise(args, device, precision, measure(args, device, precision, argv))
     if args.json:
         row = add_row(Path(args.json), row)
     report(row)
