@@ -33,7 +33,7 @@ from minisumm.device import autocast, peak_memory_mb, resolve_device, resolve_pr
 from minisumm.errors import MinisummError
 from minisumm.forward import IGNORE_INDEX, label_loss
 from minisumm.metrics import loss_from_totals, loss_totals
-from minisumm.model import enable_activation_checkpointing
+from minisumm.model import enable_activation_checkpointing, use_fused_gelu
 from minisumm.run_folder import RunFolder
 from minisumm.schedule import lr_at
 
@@ -115,6 +115,7 @@ class Trainer:
         self.model, self.tokenizer, self.params = build(config)
         self.model.to(self.device)
         use_block_attention(self.model)  # CPU + dropout: attention in causal blocks (minisumm/attention.py)
+        use_fused_gelu(self.model)  # one kernel, nothing saved but its input
         if config.train.grad_checkpointing:
             enable_activation_checkpointing(self.model)
         self.loss_module = LossModule(self.model)

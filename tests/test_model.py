@@ -84,3 +84,21 @@ def test_unknown_hub_id_without_network_is_one_sentence_listing_offline_choices(
     for choice in ("local save_pretrained folder", "tiny-random", "HF_HUB_OFFLINE=1"):
         assert choice in message
     assert "\n" not in message
+
+
+def test_fused_gelu_is_gpt2s_gelu_new_and_saves_nothing_but_its_input():
+    from transformers.activations import NewGELUActivation
+
+    from minisumm.model import TanhGELU, use_fused_gelu
+    x = (torch.randn(64, 3072) * 3).requires_grad_()
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        fused = TanhGELU()(x)
+    assert all(t.data_ptr() == x.data_ptr() for t in saved)
+    torch.testing.assert_close(fused, NewGELUActivation()(x), rtol=1e-6, atol=1e-6)
+    model, _ = load_model_and_tokenizer("tiny-random")
+    ids = torch.randint(0, 256, (2, 16))
+    before = model(input_ids=ids).logits
+    use_fused_gelu(model)
+    assert all(isinstance(block.mlp.act, TanhGELU) for block in model.transformer.h)
+    torch.testing.assert_close(model(input_ids=ids).logits, before, rtol=1e-5, atol=1e-5)
