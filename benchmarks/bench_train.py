@@ -4,9 +4,9 @@ Both losses train the same model (same seeded weights, same method applied, same
 `minisumm.trainer.make_optimizer`, clipping at 1.0, same autocast/GradScaler handling as the trainer) on
 the same synthetic batch: B rows of A random article tokens (labels -100) followed by S random summary
 tokens (labelled), no padding. minisumm's model is set up the trainer's way (`minisumm.attention`'s block
-attention; with --grad-checkpointing `minisumm.model.enable_activation_checkpointing`), the reference's the
-usual way (transformers' SDPA attention; its stock `activation_checkpointing_enable({"use_reentrant":
-False})`). The difference is the forward pass and loss:
+attention, `minisumm.model.use_fused_gelu`; with --grad-checkpointing `enable_activation_checkpointing`),
+the reference's the usual way (transformers' SDPA attention and GELU; its stock
+`activation_checkpointing_enable({"use_reentrant": False})`). The difference is the forward pass and loss:
 
     minisumm   forward.label_loss: the last block and the LM head at the S labelled positions only,
                loss = sum / count; on CPU with dropout, attention in causal blocks (minisumm/attention.py)
@@ -20,8 +20,9 @@ How it runs, in one process, with two identical models (one per loss) built from
 2. `--warmup-steps` untimed optimizer steps of each (AdamW's state gets allocated, glibc warms up);
 3. `--steps` timed optimizer steps of each, alternating in ABBA order (reference, minisumm, minisumm,
    reference, ...), so a slow spell of a shared machine or a drift hits both alike;
-4. peak memory, each loss alone in a fresh child process (so that neither inherits the other's heap):
-   build, `--warmup-steps` steps (at least one: AdamW's state exists), then one measured step. Before it
+4. peak memory, each loss alone (on CPU in a fresh child process, so that neither inherits the other's
+   heap; on CUDA in this process, whose allocator counters are exact): build, `--warmup-steps` steps (at
+   least one: AdamW's state exists), then one measured step. Before it
    the peak is reset and glibc is in its "exact" mode (see `_common.py`; the timed steps run in glibc's
    usual fast mode, which would inflate the peak).
 ms/step is the median of the timed steps; tokens/s = B·(A+S) / that; `speedup_median_of_pairs` is the
@@ -63,7 +64,8 @@ from minisumm.config import METHODS, MethodConfig, RunConfig, TrainConfig  # noq
 from minisumm.device import autocast, resolve_device, resolve_precision  # noqa: E402
 from minisumm.errors import MinisummError  # noqa: E402
 from minisumm.forward import IGNORE_INDEX, label_loss  # noqa: E402
-from minisumm.model import enable_activation_checkpointing, load_model_and_tokenizer, set_dropout  # noqa: E402
+from minisumm.model import (enable_activation_checkpointing, load_model_and_tokenizer, set_dropout,  # noqa: E402
+                            use_fused_gelu)
 from minisumm.trainer import make_optimizer  # noqa: E402
 
 PHASES = ("reference", "minisumm")
@@ -117,8 +119,9 @@ def build(args, device: torch.device, phase: str):
     method_config = MethodConfig(method=args.method, prompt_init="vocab")
     params = methods.apply(model, method_config)
     model.to(device).train()
-    if phase == "minisumm":
-        use_block_attention(model)  # as the trainer does
+    if phase == "minisumm":  # as the trainer does
+        use_block_attention(model)
+        use_fused_gelu(model)
     if args.grad_checkpointing and phase == "minisumm":
         enable_activation_checkpointing(model)
     elif args.grad_checkpointing:
@@ -169,9 +172,10 @@ LOSSES = {"reference": reference_loss, "minisumm": minisumm_loss}
 class Bench:
     """One loss's model, optimizer and batch; `step()` is one optimizer step as the trainer takes it."""
 
-    def __init__(self, args, device: torch.device, precision: str, phase: str):
+    def __init__(self, args, device: torch.device, precision: str, phase: str, allocator: str = "fast"):
         self.args, self.device, self.precision, self.loss_fn = args, device, precision, LOSSES[phase]
-        _common.allocator_mode("fast")
+        self.allocator = allocator
+        _common.allocator_mode(allocator)
         self.model, self.params, self.optimizer = build(args, device, phase)
         self.batch = synthetic_batch(args, self.model, device)
         self.article_tokens = article_room(args, self.model)
@@ -223,7 +227,7 @@ class Bench:
         _common.allocator_mode("exact")
         self.step(seed)
         peak = _common.peak_mb(self.device)
-        _common.allocator_mode("fast")
+        _common.allocator_mode(self.allocator)
         return peak
 
 
@@ -251,28 +255,34 @@ def measure(args, device: torch.device, precision: str, argv: list[str]) -> dict
         result[name] = {phase: [t[index] for t in steps] for phase, steps in timed.items()}
     del benches
     _common.release_freed_memory()
-    result["memory"] = {phase: run_in_child(phase, argv) for phase in PHASES}
+    if device.type == "cuda":  # the caching allocator's counters are exact: this process will do
+        result["memory"] = {phase: peak_alone(args, device, precision, phase) for phase in PHASES}
+    else:  # a CPU process's resident set keeps the heap of what ran before: a fresh process per loss
+        result["memory"] = {phase: run_in_child(phase, argv) for phase in PHASES}
     return result
 
 
 def run_in_child(phase: str, argv: list[str]) -> dict:
-    """One loss's peak memory, measured alone in a fresh process (`child_peak`)."""
+    """One loss's peak memory, measured alone in a fresh process (`peak_alone`)."""
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "peak.json"
         subprocess.run([sys.executable, __file__, *argv, "--phase", phase, "--phase-out", str(out)], check=True)
         return json.loads(out.read_text())
 
 
-def child_peak(args, device: torch.device, precision: str) -> dict:
-    """Build one loss's model, warm up (AdamW's state gets allocated), then the peak of one more step."""
+def peak_alone(args, device: torch.device, precision: str, phase: str) -> dict:
+    """Build one loss's model, warm up (AdamW's state gets allocated), then the peak of one more step.
+
+    glibc stays in its exact mode throughout: warm-up steps in the fast mode would leave large free chunks
+    in the heap that the measured step then reuses, and keeps resident after freeing them."""
     memory = _common.check_peak_reset(device)
-    bench = Bench(args, device, precision, args.phase)
+    bench = Bench(args, device, precision, phase, allocator="exact")
     warmup = max(1, args.warmup_steps)
     for index in range(warmup):
         bench.step(args.seed + index)
     if memory["reliable"]:
         peak = bench.peak_step(args.seed + warmup)
-        memory["method"] = "one fresh process per loss; " + memory["method"]
+        memory["method"] = ("one fresh process per loss; " if device.type == "cpu" else "") + memory["method"]
     else:
         bench.step(args.seed + warmup)
         peak = _common.peak_mb(device)
@@ -368,7 +378,7 @@ def main(argv=None) -> int:
     device = resolve_device(args.device)
     precision = resolve_precision(args.precision, device)
     if args.phase:  # a child measuring one loss's peak for the fallback
-        Path(args.phase_out).write_text(json.dumps(child_peak(args, device, precision)))
+        Path(args.phase_out).write_text(json.dumps(peak_alone(args, device, precision, args.phase)))
         return 0
     row = summarise(args, device, precision, measure(args, device, precision, argv))
     if args.json:
