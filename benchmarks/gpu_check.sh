@@ -201,26 +201,48 @@ result = {"dry_run": dry, "seconds": seconds, "all_ok": all(s["ok"] for s in ste
 target.parent.mkdir(parents=True, exist_ok=True)
 target.write_text(json.dumps(result, indent=1) + "\n")
 
-print(f"\n=== gpu_check summary{' (DRY RUN: CPU, tiny sizes, numbers mean nothing)' if dry else ''} ===")
-print(json.dumps(result["environment"]))
-print(f"{'bench_train':28} {'tok/s':>9} {'ref tok/s':>9} {'speedup':>7} {'peak MB':>8} {'ref MB':>8} {'loss diff':>9}")
-for r in result["bench_train"]:
-    print(f"{r['method'] + ' ' + r['precision']:28} {r['tokens_per_s']:9.0f} {r['reference_tokens_per_s']:9.0f} "
-          f"{r['speedup']:7.2f} {r['peak_mem_mb']:8.0f} {r['reference_peak_mem_mb']:8.0f} {r['loss_diff']:9.1e}")
-generate = result["bench_generate"]
-if generate:
-    print("bench_generate:", json.dumps(generate)[:600])
-if result["mask_probe"]:
-    print("mask_probe:", json.dumps(result["mask_probe"]))
 def number(value, spec):
     return format(value, spec) if isinstance(value, (int, float)) else "n/a"
-for name, run in runs.items():
-    s, e = run["summary"] or {}, run["eval"] or {}
-    rouge = (e.get("rouge") or {}).get("rougeLsum", {}).get("mean")
-    print(f"run {name:16} {s.get('precision')}  steps {s.get('steps')}  best_val_loss "
-          f"{number(s.get('best_val_loss'), '.3f')}  train tok/s {number(s.get('tokens_per_s'), '.0f')}  peak "
-          f"{number(s.get('peak_memory_mb'), '.0f')} MB | eval loss {number(e.get('loss'), '.3f')}  rougeLsum "
-          f"{number(rouge, '.2f')}  decode {number(e.get('decode_time_s'), '.1f')} s")
+
+def table(title, header, rows):
+    """Print rows (lists of strings) under a title, columns padded to their widest cell."""
+    if not rows:
+        print(f"{title}: none")
+        return
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
+    print(f"\n{title}")
+    for cells in [header, *rows]:
+        print("  " + "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
+                               for i, (c, w) in enumerate(zip(cells, widths))))
+
+print(f"\n=== gpu_check summary{' (DRY RUN: CPU, tiny sizes, numbers mean nothing)' if dry else ''} ===")
+env = result["environment"] or {}
+print(", ".join(f"{k} {v}" for k, v in env.items()) or "environment: n/a")
+table("training step (bench_train): minisumm vs transformers' labels= loss",
+      ["method", "precision", "tok/s", "ref tok/s", "speed-up", "peak MB", "ref MB", "loss diff"],
+      [[r["method"], r["precision"], number(r.get("tokens_per_s"), ".0f"), number(r.get("reference_tokens_per_s"), ".0f"),
+        number(r.get("speedup"), ".2f") + "x", number(r.get("peak_mem_mb"), ".0f"),
+        number(r.get("reference_peak_mem_mb"), ".0f"), number(r.get("loss_diff"), ".1e")]
+       for r in result["bench_train"]])
+generate = (result["bench_generate"] or {}).get("methods", {})
+table("decoding (bench_generate): minisumm vs transformers' generate, greedy",
+      ["method", "tok/s", "ref tok/s", "speed-up", "same output"],
+      [[name, number(g.get("tokens_per_s"), ".1f"), number(g.get("reference_tokens_per_s"), ".1f"),
+        number(g.get("speedup"), ".2f") + "x", number(g.get("same_output_share"), ".0%")]
+       for name, g in generate.items()])
+probe = result["mask_probe"]
+if probe:
+    print(f"\nmask probe: {number(probe['ms']['padding_mask'], '.1f')} ms with the padding mask, "
+          f"{number(probe['ms']['ones_mask'], '.1f')} ms without ({number(probe['speedup_without_mask'], '.2f')}x); "
+          f"losses {probe['losses']['padding_mask']:.5f} / {probe['losses']['ones_mask']:.5f}")
+table("short runs (train.py + evaluate.py, tiny-random, sample data)",
+      ["run", "precision", "steps", "best val loss", "train tok/s", "peak MB", "eval loss", "ROUGE-Lsum", "decode s"],
+      [[name, str((run["summary"] or {}).get("precision")), str((run["summary"] or {}).get("steps")),
+        number((run["summary"] or {}).get("best_val_loss"), ".3f"), number((run["summary"] or {}).get("tokens_per_s"), ".0f"),
+        number((run["summary"] or {}).get("peak_memory_mb"), ".0f"), number((run["eval"] or {}).get("loss"), ".3f"),
+        number((((run["eval"] or {}).get("rouge") or {}).get("rougeLsum") or {}).get("mean"), ".2f"),
+        number((run["eval"] or {}).get("decode_time_s"), ".1f")]
+       for name, run in runs.items()])
 bad = [s["name"] for s in steps if not s["ok"]]
 print(f"steps: {len(steps) - len(bad)}/{len(steps)} ok{'; FAILED: ' + ', '.join(bad) if bad else ''}; "
       f"{seconds}s; wrote {target}")
