@@ -9,7 +9,8 @@ the reference's the usual way (transformers' SDPA attention and GELU; its stock
 `activation_checkpointing_enable({"use_reentrant": False})`). The difference is the forward pass and loss:
 
     minisumm   forward.label_loss: the last block and the LM head at the S labelled positions only,
-               loss = sum / count; on CPU with dropout, attention in causal blocks (minisumm/attention.py)
+               loss = sum / count; GPT-2's GELU fused; on CPU with dropout, attention in causal blocks
+               (minisumm/attention.py)
     reference  transformers' own `model(input_ids, attention_mask, labels).loss`: logits at every position,
                a B × T × 50,257 tensor (a soft prompt goes in as inputs_embeds, its labels -100)
 

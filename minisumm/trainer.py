@@ -7,8 +7,9 @@ One optimizer step, top to bottom (the order nanoGPT made familiar):
     → every `eval_every` steps: validation loss → keep the best weights → early stopping → save last/
 
 The loop never asks which method it trains: it receives the model and its trainable parameters from
-`minisumm.methods.apply`. The loss is `forward.label_loss`, which applies the LM head to the summary
-positions only. Each micro-batch's summed loss is divided by the label tokens of the whole step (all
+`minisumm.methods.apply`. The loss is `forward.label_loss`, which runs the LM head and most of the last
+block at the summary positions only. Two more exact savings are set up once: on CPU, attention with
+dropout in causal blocks (`minisumm.attention`), and GPT-2's GELU as one fused kernel. Each micro-batch's summed loss is divided by the label tokens of the whole step (all
 micro-batches, all processes), so k accumulated micro-batches give exactly the gradient of one batch k
 times larger, and DDP's gradient average gives that of one process with the same global batch.
 """
