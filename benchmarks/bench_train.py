@@ -3,8 +3,8 @@
 Both losses train the same model (same seeded weights, same method applied, same AdamW from
 `minisumm.trainer.make_optimizer`, clipping at 1.0, same autocast/GradScaler handling as the trainer) on
 the same synthetic batch: B rows of A random article tokens (labels -100) followed by S random summary
-tokens (labelled), no padding. minisumm's model is set up the trainer's way (`minisumm.attention`'s block
-attention, `minisumm.model.use_fused_gelu`; with --grad-checkpointing `enable_activation_checkpointing`),
+tokens (labelled), no padding. minisumm's model is set up the trainer's way
+(`minisumm.trainer.prepare_for_training`: block attention, fused GELU, its activation checkpointing),
 the reference's the usual way (transformers' SDPA attention and GELU; its stock
 `activation_checkpointing_enable({"use_reentrant": False})`). The difference is the forward pass and loss:
 
@@ -60,14 +60,12 @@ import torch  # noqa: E402
 from transformers import GPT2Config, GPT2LMHeadModel  # noqa: E402
 
 from minisumm import methods  # noqa: E402
-from minisumm.attention import use_block_attention  # noqa: E402
 from minisumm.config import METHODS, MethodConfig, RunConfig, TrainConfig  # noqa: E402
 from minisumm.device import autocast, resolve_device, resolve_precision  # noqa: E402
 from minisumm.errors import MinisummError  # noqa: E402
 from minisumm.forward import IGNORE_INDEX, label_loss  # noqa: E402
-from minisumm.model import (enable_activation_checkpointing, load_model_and_tokenizer, set_dropout,  # noqa: E402
-                            use_fused_gelu)
-from minisumm.trainer import make_optimizer  # noqa: E402
+from minisumm.model import load_model_and_tokenizer, set_dropout  # noqa: E402
+from minisumm.trainer import make_optimizer, prepare_for_training  # noqa: E402
 
 PHASES = ("reference", "minisumm")
 GPT2_CONFIG = "GPT2Config()"  # the model name used when ../shared/gpt2 is absent
@@ -106,8 +104,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 def build(args, device: torch.device, phase: str):
     """A fresh model (seeded weights) with the method applied, on `device`, in training mode.
 
-    Activation checkpointing: minisumm's way (`minisumm.model.enable_activation_checkpointing`, what the
-    trainer calls) for minisumm, transformers' stock call with `use_reentrant=False` for the reference.
+    minisumm's side is set up as the trainer does (`minisumm.trainer.prepare_for_training`); the reference
+    gets transformers' stock checkpointing call with `use_reentrant=False` when asked.
     """
     torch.manual_seed(args.seed)
     if args.model == GPT2_CONFIG:
@@ -120,15 +118,10 @@ def build(args, device: torch.device, phase: str):
     method_config = MethodConfig(method=args.method, prompt_init="vocab")
     params = methods.apply(model, method_config)
     model.to(device).train()
-    if phase == "minisumm":  # as the trainer does
-        use_block_attention(model)
-        use_fused_gelu(model)
-    if args.grad_checkpointing and phase == "minisumm":
-        enable_activation_checkpointing(model)
+    if phase == "minisumm":
+        prepare_for_training(model, args.grad_checkpointing)  # what the trainer does
     elif args.grad_checkpointing:
-        model.activation_checkpointing_enable({"use_reentrant": False}) \
-            if hasattr(model, "activation_checkpointing_enable") else \
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.activation_checkpointing_enable({"use_reentrant": False})
     run_config = RunConfig(method=method_config, train=TrainConfig(max_grad_norm=1.0))
     return model, params, make_optimizer(params, run_config, device)
 

@@ -35,6 +35,19 @@ def positions_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
 
 
+def embed(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, with_prompt: bool = True):
+    """Token embeddings (B, T, C), with the model's soft prompt in front when it has one (and `with_prompt`).
+
+    Returns `(embeds, attention_mask, P)`: (B, P+T, C), the mask (B, P+T) and the prompt's length P (0 without).
+    """
+    embeds = model.transformer.wte(input_ids)  # (B, T, C)
+    soft_prompt = getattr(model, "soft_prompt", None)
+    if soft_prompt is None or not with_prompt:
+        return embeds, attention_mask, 0
+    embeds, attention_mask = soft_prompt.prepend(embeds, attention_mask)  # (B, P+T, C), (B, P+T)
+    return embeds, attention_mask, soft_prompt.length
+
+
 def body(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, cache=None,
          position_ids: torch.Tensor | None = None):
     """Run GPT-2's transformer on `input_ids` (B, T), soft prompt included when the model has one.
@@ -44,14 +57,9 @@ def body(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, cache=Non
     and the KV cache when one was passed in (None otherwise). The soft prompt goes in with the first
     chunk only, when the cache is still empty; later chunks continue from the cache.
     """
-    embeds = model.transformer.wte(input_ids)  # (B, T, C)
-    soft_prompt = getattr(model, "soft_prompt", None)
-    prefix = 0
-    if soft_prompt is not None and (cache is None or cache.get_seq_length() == 0):
-        embeds, attention_mask = soft_prompt.prepend(embeds, attention_mask)  # (B, P+T, C), (B, P+T)
-        prefix = soft_prompt.length
-        position_ids = None
-    if position_ids is None:
+    first_chunk = cache is None or cache.get_seq_length() == 0
+    embeds, attention_mask, prefix = embed(model, input_ids, attention_mask, with_prompt=first_chunk)
+    if prefix or position_ids is None:
         position_ids = positions_from_mask(attention_mask)[:, -embeds.shape[1]:]
     out = model.transformer(inputs_embeds=embeds, attention_mask=attention_mask, position_ids=position_ids,
                             cache=cache, use_cache=cache is not None)
@@ -83,11 +91,8 @@ def labelled_hidden(model, input_ids: torch.Tensor, attention_mask: torch.Tensor
     to blocks 0 … L-2 (the last block's saved tensors are small: its attention is N × T, not T × T).
     """
     transformer = model.transformer
-    embeds = transformer.wte(input_ids)  # (B, T, C)
-    soft_prompt = getattr(model, "soft_prompt", None)
-    if soft_prompt is not None:
-        embeds, attention_mask = soft_prompt.prepend(embeds, attention_mask)  # (B, P+T, C), (B, P+T)
-        keep = F.pad(keep, (soft_prompt.length, 0))  # the prompt's outputs are never labelled
+    embeds, attention_mask, prefix = embed(model, input_ids, attention_mask)  # (B, P+T, C), (B, P+T)
+    keep = F.pad(keep, (prefix, 0))  # the prompt's outputs are never labelled
     positions = positions_from_mask(attention_mask)  # (B, T')
     hidden = transformer.drop(embeds + transformer.wpe(positions))  # (B, T', C)
     causal_mask = create_causal_mask(config=model.config, inputs_embeds=embeds, attention_mask=attention_mask,
@@ -125,7 +130,8 @@ def last_block_at(block, x: torch.Tensor, attention_mask: torch.Tensor, keep: to
     key_index = torch.arange(T, device=x.device)
     # slot s of row b sees keys j <= slots[b, s] that are real tokens, and always itself: a spare slot on a
     # left-padding position then still has a key (an all-masked row is NaN on some SDPA kernels)
-    allowed = (key_index <= slots[..., None]) & (attention_mask.bool()[:, None, :] | (key_index == slots[..., None]))
+    own = key_index == slots[..., None]  # (B, Q, T)
+    allowed = (key_index <= slots[..., None]) & (attention_mask.bool()[:, None, :] | own)
     out = F.scaled_dot_product_attention(heads(gather(query)), heads(key), heads(value),
                                          attn_mask=allowed[:, None],  # (B, 1, Q, T)
                                          dropout_p=attn.attn_dropout.p if attn.training else 0.0,

@@ -47,8 +47,8 @@ def byte_level_tokenizer() -> PreTrainedTokenizerBase:
 
 def tiny_random_config(vocab_size: int = 257) -> GPT2Config:
     """2 layers, 2 heads, 64 wide, 512 positions (its byte-level tokens make the sample's stories ~800 long;
-    512 keeps their leads, where the highlighted facts are, and halves the demo's step time). Weights drawn 10x wider than GPT-2's (std 0.2, not 0.02): at 0.02 a model
-    this small has near-uniform logits that only training the tied embedding can sharpen, so prompt tuning,
+    512 keeps their leads, where the highlighted facts are, and halves the demo's step time). Weights drawn
+    10x wider than GPT-2's (std 0.2, not 0.02): at 0.02 a model this small has near-uniform logits that only training the tied embedding can sharpen, so prompt tuning,
     LoRA and last-layers could not show that they learn anything. No attention dropout: without it every
     attention call runs PyTorch's fused SDPA kernel, the fastest there is on CPU."""
     return GPT2Config(vocab_size=vocab_size, n_positions=512, n_embd=64, n_layer=2, n_head=2,
@@ -97,10 +97,7 @@ def enable_activation_checkpointing(model: GPT2LMHeadModel) -> None:
     without it, and with it last-layers training would backpropagate through, and recompute, every frozen
     block below the trained ones (2.3x the step time and more memory than no checkpointing at all).
     Frozen blocks whose input needs no gradient keep nothing for the backward pass either way."""
-    if hasattr(model, "activation_checkpointing_enable"):  # the name from transformers 5.x on
-        model.activation_checkpointing_enable({"use_reentrant": False})
-    else:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.activation_checkpointing_enable({"use_reentrant": False})
     model.disable_input_require_grads()
 
 

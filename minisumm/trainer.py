@@ -8,9 +8,9 @@ One optimizer step, top to bottom (the order nanoGPT made familiar):
 
 The loop never asks which method it trains: it receives the model and its trainable parameters from
 `minisumm.methods.apply`. The loss is `forward.label_loss`, which runs the LM head and most of the last
-block at the summary positions only. Two more exact savings are set up once: on CPU, attention with
-dropout in causal blocks (`minisumm.attention`), and GPT-2's GELU as one fused kernel. Each micro-batch's summed loss is divided by the label tokens of the whole step (all
-micro-batches, all processes), so k accumulated micro-batches give exactly the gradient of one batch k
+block at the summary positions only. Two more exact savings are set up once (`prepare_for_training`): on
+CPU, attention with dropout in causal blocks (`minisumm.attention`), and GPT-2's GELU as one fused kernel.
+Each micro-batch's summed loss is divided by the label tokens of the whole step (all micro-batches, all processes), so k accumulated micro-batches give exactly the gradient of one batch k
 times larger, and DDP's gradient average gives that of one process with the same global batch.
 """
 
@@ -98,6 +98,15 @@ def count_label_tokens(batch: dict) -> int:
     return int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
 
 
+def prepare_for_training(model, grad_checkpointing: bool) -> None:
+    """The model as every training run uses it: block attention (CPU with dropout), the fused GELU, and
+    activation checkpointing when asked. Each leaves the loss and gradients as they were."""
+    use_block_attention(model)
+    use_fused_gelu(model)
+    if grad_checkpointing:
+        enable_activation_checkpointing(model)
+
+
 class Trainer:
     """Trains one run into a run folder. `Trainer(config, out).train()` returns the summary dict."""
 
@@ -115,10 +124,7 @@ class Trainer:
         torch.manual_seed(config.train.seed)  # the method's own initialisation (LoRA A, sampled prompt ids)
         self.model, self.tokenizer, self.params = build(config)
         self.model.to(self.device)
-        use_block_attention(self.model)  # CPU + dropout: attention in causal blocks (minisumm/attention.py)
-        use_fused_gelu(self.model)  # one kernel, nothing saved but its input
-        if config.train.grad_checkpointing:
-            enable_activation_checkpointing(self.model)
+        prepare_for_training(self.model, config.train.grad_checkpointing)
         self.loss_module = LossModule(self.model)
         if self.dist.enabled:
             from torch.nn.parallel import DistributedDataParallel
