@@ -20,22 +20,23 @@ busy machine slows both alike; on a shared CPU still repeat a run before trustin
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import sys
 import time
 from pathlib import Path
 
-import torch
-import transformers
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402  (a sibling file, not a package)
 
-from minisumm import methods
-from minisumm.config import MethodConfig
-from minisumm.errors import MinisummError
-from minisumm.generate import generate, left_pad
-from minisumm.model import load_model_and_tokenizer
+import torch  # noqa: E402
 
-SHARED_GPT2 = Path(__file__).resolve().parents[2] / "shared" / "gpt2"
+from minisumm import methods  # noqa: E402
+from minisumm.checkpoint import write_json  # noqa: E402
+from minisumm.config import MethodConfig  # noqa: E402
+from minisumm.errors import MinisummError  # noqa: E402
+from minisumm.generate import generate, left_pad  # noqa: E402
+from minisumm.model import load_model_and_tokenizer  # noqa: E402
+
+SHARED_GPT2 = _common.SHARED_GPT2
 METHODS = ("plain", "lora", "prompt")
 
 
@@ -126,22 +127,14 @@ def best_times(decoders, repeats: int, device: str):
     return [min(t) for t in times], outputs
 
 
-def machine_info(args) -> dict:
-    info = {"torch": torch.__version__, "transformers": transformers.__version__,
-            "python": platform.python_version(), "device": args.device, "threads": torch.get_num_threads(),
-            "cpu": platform.processor() or platform.machine()}
-    if args.device.startswith("cuda"):
-        info["gpu"] = torch.cuda.get_device_name(torch.device(args.device))
-    return info
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     results = {"settings": {k: getattr(args, k) for k in ("model", "random_init", "batch_size", "prompt_tokens",
                                                            "new_tokens", "repeats")},
-               "machine": machine_info(args), "methods": {}}
+               "machine": {"device": args.device, **_common.machine_info(torch.device(args.device))},
+               "methods": {}}
     print(f"model {args.model}{' (random weights)' if args.random_init else ''}, batch {args.batch_size}, "
           f"prompts up to {args.prompt_tokens} tokens, {args.new_tokens} new tokens, device {args.device}, "
           f"{torch.get_num_threads()} threads")
@@ -162,7 +155,8 @@ def main(argv=None) -> int:
         print(f"{method:<8} {row['tokens_per_s']:>15.1f} {row['reference_tokens_per_s']:>19.1f} "
               f"{row['speedup']:>7.2f}x  {same:.0%}")
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        write_json(Path(args.json), results)
         print(f"wrote {args.json}")
     return 0
 

@@ -17,7 +17,6 @@ Each figure is the mean over `--epochs` shuffles (epochs 0…n-1 of `batch_order
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import statistics
 import sys
@@ -27,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402  (a sibling file, not a package)
 
 from minisumm.batching import batch_order, encode_examples, padding_fraction  # noqa: E402
+from minisumm.checkpoint import write_json  # noqa: E402
 from minisumm.config import DataConfig  # noqa: E402
 from minisumm.data import load_file  # noqa: E402
 
@@ -87,7 +87,7 @@ def main(argv=None) -> int:
     result = {"data": args.data, "tokenizer": args.tokenizer, "lengths": sorted(real), "epochs": args.epochs,
               "seed": args.seed, "rows": rows}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
+    write_json(Path(args.json), result)
     print(f"wrote {args.json}")
     return 0
 

@@ -60,6 +60,7 @@ import torch  # noqa: E402
 from transformers import GPT2Config, GPT2LMHeadModel  # noqa: E402
 
 from minisumm import methods  # noqa: E402
+from minisumm.checkpoint import write_json  # noqa: E402
 from minisumm.config import METHODS, MethodConfig, RunConfig, TrainConfig  # noqa: E402
 from minisumm.device import autocast, resolve_device, resolve_precision  # noqa: E402
 from minisumm.errors import MinisummError  # noqa: E402
@@ -322,9 +323,26 @@ ROW_KEY = ("method", "batch_size", "article_tokens", "summary_tokens", "grad_che
            "device", "model")
 
 
+def read_results(path: Path) -> dict:
+    """The results file's contents ({} when it does not exist yet); MinisummError when it is not one."""
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise MinisummError(f"--json {path} cannot be read as JSON ({error}); give a bench_train results file "
+                            f"or a new path.") from None
+    if not isinstance(data, dict) or not isinstance(data.get("rows", []), list):
+        raise MinisummError(f"--json {path} is not a bench_train results file (no list of rows); give one, "
+                            f"or a new path.")
+    return data
+
+
 def add_row(path: Path, row: dict) -> dict:
-    """Upsert `row` into the file's rows; compare checkpointed minisumm with the plain reference where possible."""
-    data = json.loads(path.read_text()) if path.exists() else {}
+    """Upsert `row` into the file's rows; compare checkpointed minisumm with the plain reference where possible.
+
+    The file is replaced atomically, so an interrupted write never leaves earlier rows half-written."""
+    data = read_results(path)
     rows = [r for r in data.get("rows", []) if any(r.get(k) != row[k] for k in ROW_KEY)] + [row]
     for ckpt in (r for r in rows if r["grad_checkpointing"]):
         plain = next((r for r in rows if not r["grad_checkpointing"]
@@ -335,7 +353,7 @@ def add_row(path: Path, row: dict) -> dict:
                 ckpt["peak_mem_mb"] / plain["reference_peak_mem_mb"]
     data["rows"] = rows
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=1) + "\n")
+    write_json(path, data)
     return next(r for r in rows if all(r.get(k) == row[k] for k in ROW_KEY))
 
 
@@ -371,9 +389,11 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     precision = resolve_precision(args.precision, device)
-    if args.phase:  # a child measuring one loss's peak for the fallback
+    if args.phase:  # a child measuring one loss's peak memory alone (CPU; see `measure`)
         Path(args.phase_out).write_text(json.dumps(peak_alone(args, device, precision, args.phase)))
         return 0
+    if args.json:
+        read_results(Path(args.json))  # a file that cannot take the row fails now, not after the measuring
     row = summarise(args, device, precision, measure(args, device, precision, argv))
     if args.json:
         row = add_row(Path(args.json), row)

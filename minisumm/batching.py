@@ -171,8 +171,9 @@ def batch_order(lengths: list[int], batch_size: int, *, seed: int, epoch: int, s
     Without shuffling: 0, 1, 2, ... in order. With shuffling and grouping: shuffle, cut into mega-batches
     of `mega_batch * batch_size`, sort each by length (longest first), cut into batches, then shuffle the
     batches (the mega-batch idea of Hugging Face's LengthGroupedSampler). Examples in a batch have similar
-    lengths, so less compute goes to padding, while the epoch still mixes examples of every length. Seeded by (seed, epoch) alone: the same epoch always gives the
-    same order, whatever else used the random generators.
+    lengths, so less compute goes to padding, while the epoch still mixes examples of every length. Seeded
+    by (seed, epoch) alone: the same epoch always gives the same order, whatever else used the random
+    generators.
     """
     indices = list(range(len(lengths)))
     if not shuffle:

@@ -136,7 +136,8 @@ class TrainConfig:
     weight_decay: float = field(default=0.01, metadata=_help("AdamW weight decay."))
     decay_1d: bool = field(default=False, metadata=_help(
         "Also decay 1-D tensors (biases, layer norms); by default only tensors of 2 or more dimensions decay."))
-    max_grad_norm: float = field(default=1.0, metadata=_help("Gradient clipping norm (after unscaling); 0 turns it off."))
+    max_grad_norm: float = field(default=1.0, metadata=_help(
+        "Gradient clipping norm (after unscaling); 0 turns it off."))
     precision: str = field(default="auto", metadata=_help(
         "auto: bf16 on CUDA where supported, else fp16 with GradScaler; fp32 on CPU.",
         choices=("auto", "fp32", "bf16", "fp16")))

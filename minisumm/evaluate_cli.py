@@ -17,10 +17,9 @@ import json
 import time
 from pathlib import Path
 
-import torch
 
 from minisumm import batching, checkpoint, data, methods
-from minisumm.config import DataConfig, ModelConfig, RunConfig, add_arguments
+from minisumm.config import DataConfig, ModelConfig, RunConfig
 from minisumm.device import autocast, peak_memory_mb, resolve_device, resolve_precision
 from minisumm.errors import MinisummError, run_cli
 from minisumm.generate import summarize
@@ -96,7 +95,8 @@ def _check_args(args) -> None:
     if bool(args.checkpoint) == bool(args.baseline):
         raise MinisummError("Give either a checkpoint (python evaluate.py runs/<run>) or --baseline lead3|zero-shot.")
     for flag, value, low in (("--beams", args.beams, 1), ("--max-new-tokens", args.max_new_tokens, 1),
-                             ("--min-new-tokens", args.min_new_tokens, 0), ("--no-repeat-ngram", args.no_repeat_ngram, 0),
+                             ("--min-new-tokens", args.min_new_tokens, 0),
+                             ("--no-repeat-ngram", args.no_repeat_ngram, 0),
                              ("--batch-size", args.batch_size, 1), ("--limit", args.limit or 1, 1)):
         if value < low:
             raise MinisummError(f"{flag} must be at least {low}; got {value}.")

@@ -48,9 +48,10 @@ def byte_level_tokenizer() -> PreTrainedTokenizerBase:
 def tiny_random_config(vocab_size: int = 257) -> GPT2Config:
     """2 layers, 2 heads, 64 wide, 512 positions (its byte-level tokens make the sample's stories ~800 long;
     512 keeps their leads, where the highlighted facts are, and halves the demo's step time). Weights drawn
-    10x wider than GPT-2's (std 0.2, not 0.02): at 0.02 a model this small has near-uniform logits that only training the tied embedding can sharpen, so prompt tuning,
-    LoRA and last-layers could not show that they learn anything. No attention dropout: without it every
-    attention call runs PyTorch's fused SDPA kernel, the fastest there is on CPU."""
+    10x wider than GPT-2's (std 0.2, not 0.02): at 0.02 a model this small has near-uniform logits that only
+    training the tied embedding can sharpen, so prompt tuning, LoRA and last-layers could not show that they
+    learn anything. No attention dropout: without it every attention call runs PyTorch's fused SDPA kernel,
+    the fastest there is on CPU."""
     return GPT2Config(vocab_size=vocab_size, n_positions=512, n_embd=64, n_layer=2, n_head=2,
                       bos_token_id=vocab_size - 1, eos_token_id=vocab_size - 1, initializer_range=0.2,
                       attn_pdrop=0.0)

@@ -10,8 +10,9 @@ The loop never asks which method it trains: it receives the model and its traina
 `minisumm.methods.apply`. The loss is `forward.label_loss`, which runs the LM head and most of the last
 block at the summary positions only. Two more exact savings are set up once (`prepare_for_training`): on
 CPU, attention with dropout in causal blocks (`minisumm.attention`), and GPT-2's GELU as one fused kernel.
-Each micro-batch's summed loss is divided by the label tokens of the whole step (all micro-batches, all processes), so k accumulated micro-batches give exactly the gradient of one batch k
-times larger, and DDP's gradient average gives that of one process with the same global batch.
+Each micro-batch's summed loss is divided by the label tokens of the whole step (all micro-batches, all
+processes), so k accumulated micro-batches give exactly the gradient of one batch k times larger, and
+DDP's gradient average gives that of one process with the same global batch.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from tqdm.auto import tqdm
 
 from minisumm import batching, distributed, methods
 from minisumm.attention import use_block_attention
-from minisumm.checkpoint import build, folder_size, save_checkpoint
+from minisumm.checkpoint import build, folder_size
 from minisumm.config import RunConfig
 from minisumm.device import autocast, peak_memory_mb, resolve_device, resolve_precision
 from minisumm.errors import MinisummError

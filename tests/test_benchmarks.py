@@ -41,3 +41,13 @@ def test_bench_generate_decodes_the_same_tokens_as_transformers(tmp_path):
     methods = json.loads(out.read_text())["methods"]
     assert set(methods) == {"plain", "lora", "prompt"}
     assert all(row["same_output_share"] == 1.0 and row["tokens_per_s"] > 0 for row in methods.values())
+
+
+def test_bench_train_refuses_a_results_file_it_cannot_extend_before_measuring_and_leaves_it(tmp_path):
+    out = tmp_path / "train.json"
+    out.write_text("[1, 2")  # cut short: not JSON
+    result = subprocess.run([sys.executable, str(BENCHMARKS / "bench_train.py"), "--method", "lora", "--model",
+                             "tiny-random", "--json", str(out)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and result.stdout == ""  # nothing measured or printed
+    assert result.stderr.startswith("error: --json") and result.stderr.count("\n") == 1
+    assert out.read_text() == "[1, 2"

@@ -50,9 +50,9 @@ def test_hf_export_loads_in_plain_transformers_with_equal_logits(tmp_path, metho
     # The weights are exactly the merged model's (the merge itself is tested against nn.Linear in test_lora).
     merged = methods.merge_and_unload(load_checkpoint(folder)[0]).state_dict()
     assert all(torch.equal(tensor, merged[key]) for key, tensor in exported.items())
-    # The logits agree to float32 rounding. Across processes, BLAS may pick other kernels and sum in another
-    # order (seen: 1.8e-4 on logits of magnitude 6), so the tolerance is 1e-3; an export without the
-    # trained weights would be off by far more than that, which the last line checks.
+    # The logits agree to float32 rounding. Another process may sum in another order (MKL's dynamic threading
+    # under load gave 1.8e-4 on logits of magnitude 6; conftest pins it, other BLAS libraries have their own
+    # ways), so the tolerance is 1e-3; an export without the trained weights is off by far more (last line).
     torch.testing.assert_close(load_file(logits_file)["logits"], expected, rtol=1e-4, atol=1e-3)
     base, _ = load_model_and_tokenizer(TINY_RANDOM)
     with torch.no_grad():
