@@ -1,9 +1,15 @@
 """Multi-GPU data parallelism with torch.distributed: who am I, and sums across processes.
 
 `torchrun --nproc_per_node=N train.py ...` sets RANK, LOCAL_RANK and WORLD_SIZE; each process then
-trains on its share of every global batch under `DistributedDataParallel` (NCCL on CUDA, gloo on CPU),
-gradients are averaged across processes by DDP, and only rank 0 writes files. With WORLD_SIZE unset
-everything here is a no-op and minisumm runs as one process.
+trains on its share of every global batch under `DistributedDataParallel`, gradients are averaged across
+processes by DDP, and only rank 0 writes files. Launched by torchrun, minisumm always joins a process
+group, even with one process: a one-GPU machine then runs NCCL, the DDP wrapper, rank-0 writing and the
+collectives exactly as eight GPUs would. Started without torchrun, everything here is a no-op.
+
+One backend per run: NCCL on CUDA, gloo on CPU. NCCL reduces CUDA tensors only, so every tensor handed to
+a collective lives on the training device. (A `"cpu:gloo,cuda:nccl"` group would also take CPU tensors,
+but it would open a second communicator for a handful of scalars that are on the GPU already: the loss
+sums come out of the model there.) `tests/guarded_train.py` checks the rule on a CPU.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ class Dist:
     rank: int = 0
     local_rank: int = 0
     world_size: int = 1
+    backend: str | None = None  # "nccl" or "gloo" once in a process group; None for a lone process
 
     @property
     def is_main(self) -> bool:
@@ -27,7 +34,12 @@ class Dist:
 
     @property
     def enabled(self) -> bool:
-        return self.world_size > 1
+        return self.backend is not None
+
+
+def launched() -> bool:
+    """True when a launcher such as torchrun started us: it sets RANK and WORLD_SIZE, even for one process."""
+    return "RANK" in os.environ and "WORLD_SIZE" in os.environ
 
 
 def local_rank() -> int:
@@ -36,15 +48,16 @@ def local_rank() -> int:
 
 
 def setup(device: torch.device) -> Dist:
-    """Join the process group when launched by torchrun; otherwise a single process."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size <= 1:
+    """Join the process group when launched by torchrun (whatever the number of processes); else a lone process."""
+    if not launched():
         return Dist()
+    backend = "nccl" if device.type == "cuda" else "gloo"
     if device.type == "cuda":
         torch.cuda.set_device(device)  # NCCL needs each process on its own GPU before the group forms
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return Dist(rank=dist.get_rank(), local_rank=local_rank(), world_size=world_size)
+        # device_id binds the NCCL communicator to this GPU (barriers then need not guess which one)
+        dist.init_process_group(backend=backend, device_id=device if device.type == "cuda" else None)
+    return Dist(rank=dist.get_rank(), local_rank=local_rank(), world_size=dist.get_world_size(), backend=backend)
 
 
 def teardown(info: Dist) -> None:
@@ -56,7 +69,7 @@ def teardown(info: Dist) -> None:
 
 
 def all_sum(value: torch.Tensor, info: Dist) -> torch.Tensor:
-    """Sum a tensor over all processes (returned, not in place)."""
+    """Sum a tensor over all processes (returned, not in place). `value` must be on the training device."""
     if info.enabled:
         value = value.clone()
         dist.all_reduce(value, op=dist.ReduceOp.SUM)

@@ -95,6 +95,23 @@ def make_optimizer(params, config: RunConfig, device: torch.device) -> torch.opt
                              fused=device.type == "cuda")
 
 
+def optimizer_step(optimizer, scaler: torch.amp.GradScaler, params, max_grad_norm: float) -> float:
+    """unscale → clip → step → update → zero_grad(set_to_none=True); returns the norm before clipping.
+
+    With fp16 the scaler multiplied the loss by S (Micikevicius et al. 2018, "loss scaling"), so the gradients
+    are S times too large until `unscale_` divides them: clipping comes after it and sees the true norm. If
+    they overflowed (inf or NaN after unscaling, so the norm is too), `scaler.step` skips the update and
+    `scaler.update` halves S; after 2,000 clean steps it doubles S. With the scaler disabled (fp32, bf16)
+    unscale and update do nothing and step is the optimizer's. `max_grad_norm` 0 turns clipping off.
+    """
+    scaler.unscale_(optimizer)
+    grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_grad_norm if max_grad_norm > 0 else math.inf))
+    scaler.step(optimizer)
+    scaler.update()
+    optimizer.zero_grad(set_to_none=True)
+    return grad_norm
+
+
 def count_label_tokens(batch: dict) -> int:
     return int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
 
@@ -192,7 +209,8 @@ class Trainer:
         config, state = self.config, self.state
         self.run.log({"type": "start", "total_steps": self.total_steps, "steps_per_epoch": self.steps_per_epoch,
                       "warmup_steps": self.warmup_steps, "device": str(self.device), "precision": self.precision,
-                      "world_size": self.dist.world_size, "resumed_at": state.step,
+                      "world_size": self.dist.world_size, "process_group": self.dist.backend,
+                      "resumed_at": state.step,
                       "train_examples": len(self.train_set), "validation_examples": len(self.val_set),
                       "padding_fraction": self.padding_fraction})
         if state.step == 0:
@@ -231,37 +249,35 @@ class Trainer:
             group["lr"] = lr
         started = time.perf_counter()
         micro_batches = self._step_batches(state.step)
-        step_tokens = distributed.all_sum(torch.tensor(float(sum(map(count_label_tokens, micro_batches)))), self.dist)
+        # every tensor given to a collective is made on the training device: NCCL reduces CUDA tensors only
+        label_tokens = sum(map(count_label_tokens, micro_batches))
+        step_tokens = distributed.all_sum(torch.tensor(float(label_tokens), device=self.device), self.dist)
         self.loss_module.train()
         loss_sum = torch.zeros((), device=self.device)
-        input_tokens = 0
+        input_tokens = sum(int(batch["attention_mask"].sum()) for batch in micro_batches)  # on the host: no sync
         for i, batch in enumerate(micro_batches):
-            batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
-            input_tokens += int(batch["attention_mask"].sum())
+            # a plain copy: non_blocking=True is only asynchronous from pinned memory, and the batches
+            # (a few KB of token ids) are not worth pinning
+            batch = {k: v.to(self.device) for k, v in batch.items()}
             last = i == len(micro_batches) - 1
             sync = contextlib.nullcontext() if last or not self.dist.enabled else self.loss_module.no_sync()
             with sync:
                 with autocast(self.device, self.precision):
                     micro_sum, _ = self.loss_module(**batch)
                 # DDP averages gradients over processes; scaling by world size makes that a sum over all tokens
-                loss = micro_sum * self.dist.world_size / step_tokens.to(self.device)
+                loss = micro_sum * self.dist.world_size / step_tokens
                 self.scaler.scale(loss).backward()
             loss_sum += micro_sum.detach()
-        step_loss = float(distributed.all_sum(loss_sum, self.dist) / step_tokens.to(self.device))
+        step_loss = float(distributed.all_sum(loss_sum, self.dist) / step_tokens)
         if not math.isfinite(step_loss) and not self.scaler.is_enabled():
             raise MinisummError(
                 f"The training loss became {step_loss} at step {state.step}; stopped without saving it, so "
                 f"{self.run.path / 'last'} still holds the last good checkpoint; lower --lr or use --precision fp32.")
-        self.scaler.unscale_(self.optimizer)
-        max_norm = config.train.max_grad_norm if config.train.max_grad_norm > 0 else math.inf
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, max_norm))
-        self.scaler.step(self.optimizer)  # skipped by the scaler when fp16 gradients overflowed
-        self.scaler.update()
-        self.optimizer.zero_grad(set_to_none=True)
+        grad_norm = optimizer_step(self.optimizer, self.scaler, self.params, config.train.max_grad_norm)
         state.step += 1
 
         elapsed = time.perf_counter() - started
-        tokens = int(distributed.all_sum(torch.tensor(input_tokens), self.dist))
+        tokens = int(distributed.all_sum(torch.tensor(input_tokens, device=self.device), self.dist))
         state.train_time_s += elapsed
         state.train_tokens += tokens
         bar.update(1)

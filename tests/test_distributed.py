@@ -1,0 +1,102 @@
+"""The multi-process path on CPU (gloo): torchrun with 1 and 2 processes, under the device guard of guarded_train.py.
+
+A GPU run differs in its backend (NCCL) and in what NCCL accepts: CUDA tensors only. The guard makes that
+rule visible here: a tensor handed to a collective must be on the training device, and training code that
+makes a tensor without naming its device gets a meta tensor instead of a CPU one.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from minisumm import distributed
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = ["--model", "tiny-random", "--data", "sample", "--train-size", "24", "--validation-size", "8",
+         "--test-size", "6", "--max-length", "160", "--max-summary-tokens", "40", "--grad-accum", "1",
+         "--no-progress", "--method", "lora", "--max-steps", "2", "--eval-every", "1", "--dropout", "0",
+         "--no-group-by-length", "--lr", "1e-2", "--device", "cpu"]
+
+
+def records(run, kind):
+    return [r for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if r["type"] == kind]
+
+
+def torchrun(processes: int, flags: list[str], tmp_path: Path, name: str) -> list[dict]:
+    """Train under torchrun through the guard; return each rank's guard report."""
+    reports = tmp_path / f"guard-{name}"
+    reports.mkdir()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "GUARD_REPORT_DIR": str(reports)}
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                             f"--nproc_per_node={processes}", "tests/guarded_train.py", *flags],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("[rank") and "Error" in line]
+    assert result.returncode == 0, "\n".join(errors) or result.stderr[-3000:]
+    return [json.loads((reports / f"rank{rank}.json").read_text()) for rank in range(processes)]
+
+
+def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_path):
+    """torchrun with 2 CPU processes x batch 2 gives the losses of 1 process x batch 4, and one run folder;
+    every collective on the way received a tensor on the training device."""
+    common = [*SMALL, "--cache-dir", str(tmp_path / "cache")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    single, double = tmp_path / "single", tmp_path / "double"
+    subprocess.run([sys.executable, "train.py", *common, "--batch-size", "4", "--out", str(single)],
+                   cwd=ROOT, env=env, check=True, capture_output=True, timeout=300)
+    reports = torchrun(2, [*common, "--batch-size", "2", "--out", str(double)], tmp_path, "double")
+    assert [r["world_size"] for r in reports] == [2, 2] and all(r["collectives"] > 0 for r in reports)
+    one, two = records(single, "train"), records(double, "train")
+    assert [r["step"] for r in one] == [r["step"] for r in two] == [1, 2]
+    # before any update the two set-ups compute the same numbers up to float summation order; after an
+    # update, Adam's first step (≈ lr · sign(g)) magnifies that noise on near-zero gradients a little
+    assert two[0]["loss"] == pytest.approx(one[0]["loss"], rel=1e-5)
+    assert two[1]["loss"] == pytest.approx(one[1]["loss"], rel=1e-3)
+    (base_1, *after_1), (base_2, *after_2) = records(single, "eval"), records(double, "eval")
+    assert base_2["val_loss"] == pytest.approx(base_1["val_loss"], rel=1e-5)
+    for a, b in zip(after_1, after_2):
+        assert b["val_loss"] == pytest.approx(a["val_loss"], rel=1e-3)
+    assert json.loads((double / "summary.json").read_text())["world_size"] == 2
+    assert records(single, "start")[0]["process_group"] is None
+    assert not list(tmp_path.glob("double*/double"))  # one run folder, written by rank 0 only
+
+
+def test_torchrun_with_one_process_forms_a_process_group(tmp_path):
+    """One process under torchrun joins a gloo group of one, runs its collectives and writes the run folder:
+    what a one-GPU machine does with NCCL."""
+    run = tmp_path / "run"
+    (report,) = torchrun(1, [*SMALL, "--batch-size", "4", "--cache-dir", str(tmp_path / "cache"),
+                             "--out", str(run)], tmp_path, "one")
+    assert report == {"training_device": "cpu", "backend": "gloo", "world_size": 1,
+                      "collectives": report["collectives"], "exit": 0}
+    assert report["collectives"] >= 2 * 3 + 3  # three per step (tokens, loss, throughput), one per validation
+    assert records(run, "start")[0]["process_group"] == "gloo"
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["world_size"] == 1 and summary["steps"] == 2
+    assert (run / "best").is_dir() and (run / "last").is_dir()
+
+
+@pytest.mark.parametrize("environment, expected", [
+    ({}, False),                                                # python train.py
+    ({"WORLD_SIZE": "1"}, False),                               # a stray variable is not a launcher
+    ({"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0"}, True),  # torchrun --nproc_per_node=1
+])
+def test_launched_means_torchrun_set_rank_and_world_size(monkeypatch, environment, expected):
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    assert distributed.launched() is expected
+
+
+def test_a_lone_process_sums_nothing(monkeypatch):
+    import torch
+
+    monkeypatch.delenv("RANK", raising=False)
+    info = distributed.setup(torch.device("cpu"))
+    assert info == distributed.Dist() and not info.enabled and info.is_main
+    value = torch.tensor([1.5, 2.0])
+    assert distributed.all_sum(value, info) is value  # no group: the value itself, no collective
