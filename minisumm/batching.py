@@ -33,7 +33,7 @@ import torch
 from minisumm import token_cache
 from minisumm.config import DataConfig
 from minisumm.data import SPLITS, Example, Splits, describe_source, load_splits
-from minisumm.errors import MinisummError
+from minisumm.errors import WRITE_ERRORS, MinisummError
 
 IGNORE_INDEX = -100
 CHARS_PER_TOKEN_CAP = 10
@@ -135,7 +135,7 @@ def tokenize_splits(splits: dict[str, list[Example]], tokenizer, data_cfg: DataC
         try:
             token_cache.write(path, key, encoded, cache_key_extra)
             log.info("%s: tokenised %d examples, cached in %s", split, len(encoded), path)
-        except OSError as error:
+        except WRITE_ERRORS as error:  # the cache only saves time: a failed write is a warning
             warnings.warn(f"Could not write the tokenised-data cache {path} ({error}); the next run will "
                           f"tokenise again. Pass --cache-dir with a writable folder to fix this.")
         tokenized[split] = TokenizedSplit(encoded, from_cache=False)

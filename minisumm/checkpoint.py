@@ -24,6 +24,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from minisumm import __version__
+from minisumm.atomic import write_json, write_text  # noqa: F401 (write_text: part of this module's API)
 from minisumm.config import RunConfig
 from minisumm.errors import MinisummError
 
@@ -57,22 +58,6 @@ def config_record(config: RunConfig) -> dict:
     return {"format_version": FORMAT_VERSION, "minisumm_version": __version__, "config": config.to_dict()}
 
 
-def write_json(path: Path, data: dict) -> None:
-    """Write JSON atomically: a temporary file in the same folder, then rename over the target."""
-    path = Path(path)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as stream:
-            json.dump(data, stream, indent=2)
-            stream.write("\n")
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_checkpoint(folder: Path, config: RunConfig, weights: dict[str, torch.Tensor],
                     tensors: dict[str, dict[str, torch.Tensor]] | None = None,
                     state: dict | None = None) -> None:
@@ -84,6 +69,8 @@ def save_checkpoint(folder: Path, config: RunConfig, weights: dict[str, torch.Te
     """
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
+    for leftover in folder.parent.glob(f".{folder.name}.tmp-*"):  # from a save that was killed half way
+        shutil.rmtree(leftover, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.tmp-"))
     try:
         save_file(_contiguous(weights), staging / WEIGHTS, metadata={"format": "pt", "method": config.method.method})
@@ -92,13 +79,15 @@ def save_checkpoint(folder: Path, config: RunConfig, weights: dict[str, torch.Te
         if state is not None:
             write_json(staging / "trainer_state.json", state)
         write_json(staging / CONFIG, config_record(config))
-        _swap_in(staging, folder)
+        swap_in(staging, folder)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
 
 
-def _swap_in(staging: Path, folder: Path) -> None:
+def swap_in(staging: Path, folder: Path) -> None:
+    """Move the finished `staging` folder to `folder`; the old `folder` stays readable (as `folder.old`)
+    until the new one is in place."""
     old = folder.with_name(folder.name + ".old")
     if folder.exists():
         if old.exists():  # a previous swap died after moving `folder` aside and finished moving the new one in

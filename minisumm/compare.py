@@ -33,7 +33,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from minisumm.errors import MinisummError, run_cli
+from minisumm.atomic import check_writable, write_text
+from minisumm.errors import ArgumentParser, MinisummError, run_cli, writing
 
 DASH = "—"
 BASELINES = ("lead3", "zero-shot")
@@ -64,6 +65,11 @@ def read_entry(path: str | Path) -> Entry:
     config = _read_json(path / "config.json") if (path / "metrics.jsonl").is_file() else None
     if summary is None and evaluation is None and config is None:
         raise MinisummError("not a run folder (no summary.json, metrics.jsonl or eval/metrics.json)")
+    for name, data, spec in (("summary.json", summary, SUMMARY_NUMBERS), ("eval/metrics.json", evaluation, EVAL_NUMBERS)):
+        if data is not None:
+            _check_fields(name, data, spec)
+    if evaluation is not None:
+        _check_rouge(evaluation.get("rouge"))
     curve = _eval_records(path / "metrics.jsonl")
     if summary is not None:
         return Entry(path.name, path, "run", summary.get("method", "?"), summary, evaluation, curve)
@@ -99,6 +105,38 @@ def _read_json(path: Path) -> dict | None:
     return data
 
 
+# The numbers the table reads from each file; any of them may be absent, but one that is there is a number.
+SUMMARY_NUMBERS = ("trainable_params", "total_params", "trainable_share", "checkpoint_bytes", "steps", "epochs",
+                   "wall_time_s", "tokens_per_s", "peak_memory_mb", "best_val_loss")
+EVAL_NUMBERS = ("loss", "examples")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_fields(name: str, data: dict, numbers: tuple[str, ...]) -> None:
+    for key in numbers:
+        if data.get(key) is not None and not _is_number(data[key]):
+            raise MinisummError(f"{name} has {key} = {data[key]!r}, not a number")
+    for key in ("method", "source"):
+        if key in data and not isinstance(data[key], str):
+            raise MinisummError(f"{name} has {key} = {data[key]!r}, not text")
+
+
+def _check_rouge(rouge) -> None:
+    """eval/metrics.json's "rouge": {"rouge1": {"mean": 36.2, "mid": 36.1, "low": 35.2, "high": 37.0}, ...}."""
+    if rouge is None:
+        return
+    if not isinstance(rouge, dict):
+        raise MinisummError(f"eval/metrics.json has rouge = {rouge!r}, not an object of scores")
+    for key, score in rouge.items():
+        if not isinstance(score, dict) or not _is_number(score.get("mid", score.get("mean"))) or not all(
+                score.get(bound) is None or _is_number(score[bound]) for bound in ("low", "high")):
+            raise MinisummError(f"eval/metrics.json has rouge.{key} = {score!r}, not a score with numbers "
+                                f"mid (or mean), low and high")
+
+
 def _eval_records(path: Path) -> list[dict]:
     """The validation losses of metrics.jsonl; a resumed run may repeat a step, and its last record wins."""
     if not path.is_file():
@@ -109,7 +147,8 @@ def _eval_records(path: Path) -> list[dict]:
             record = json.loads(line)
         except ValueError:  # a line cut short by a crash mid-write
             continue
-        if isinstance(record, dict) and record.get("type") == "eval" and {"step", "val_loss"} <= record.keys():
+        if (isinstance(record, dict) and record.get("type") == "eval" and _is_number(record.get("step"))
+                and _is_number(record.get("val_loss")) and _is_number(record.get("epoch", 0))):
             by_step[record["step"]] = record
     return [by_step[step] for step in sorted(by_step)]
 
@@ -265,6 +304,19 @@ def plot_rouge_vs_params(entries: list[Entry], path: Path) -> bool:
     return True
 
 
+def _draw_atomically(draw, path: Path) -> bool:
+    """Run `draw(file)` on a temporary PNG beside `path`, then rename it into place: a failed or killed
+    write never leaves half a PNG."""
+    temporary = path.with_name(f".{path.stem}.tmp.png")
+    try:
+        drawn = draw(temporary)
+        if drawn:
+            os.replace(temporary, path)
+        return drawn
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
 # ------------------------------------------------------------------------------------------------ CLI
 def default_out(paths) -> Path:
     """`comparison.md` in the deepest folder holding every given path (their common parent)."""
@@ -275,10 +327,11 @@ def default_out(paths) -> Path:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m minisumm.compare", description=__doc__.split("\n")[0])
+    p = ArgumentParser(prog="python -m minisumm.compare", description=__doc__.split("\n")[0])
     p.add_argument("runs", nargs="*", help="Run folders (train.py) and baseline folders (evaluate.py --baseline).")
-    p.add_argument("--out", default=None, help="Markdown file to write (default: comparison.md in the common "
-                                               "parent folder of the runs); PNGs go beside it.")
+    p.add_argument("--out", default=None, help="Markdown file to write, or a folder to write comparison.md in "
+                                               "(default: comparison.md in the common parent folder of the runs); "
+                                               "PNGs go beside it.")
     p.add_argument("--x-axis", default="epoch", choices=("epoch", "step"),
                    help="x of the validation-loss plot (default: epoch, which compares runs with different batch "
                         "sizes fairly).")
@@ -289,6 +342,9 @@ def main(argv=None) -> int:
     args = parser().parse_args(argv)
     folders = [p for p in args.runs if os.path.isdir(p)]  # a stray file elsewhere must not move the report
     out = Path(args.out) if args.out else default_out(folders) if folders else Path("comparison.md")
+    if out.is_dir():  # --out DIR: the report and its plots go inside DIR
+        out = out / "comparison.md"
+    check_writable(out.parent, "--out")  # before any file is written
     plots = {"val_loss": out.with_name(f"{out.stem}-val-loss.png"), "rouge": out.with_name(f"{out.stem}-rouge.png")}
     ours = {os.path.abspath(p) for p in (out, *plots.values())}  # a rerun on runs/* meets its own report
     entries, notes = read_entries(p for p in args.runs if os.path.abspath(p) not in ours)
@@ -300,24 +356,20 @@ def main(argv=None) -> int:
     table = markdown_table(entries)
     print(table)
 
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise MinisummError(f"Could not create {out.parent} ({error.strerror or error}); pass another --out.") from None
     written = []
-    if _pyplot() is None:
-        print("note: plots skipped: matplotlib is not installed (pip install minisumm[plot] to get them).",
-              file=sys.stderr)
-    else:
-        if plot_val_loss(entries, plots["val_loss"], args.x_axis):
-            written.append(("Validation loss", plots["val_loss"]))
-        if plot_rouge_vs_params(entries, plots["rouge"]):
-            written.append(("ROUGE against trainable parameters", plots["rouge"]))
-    images = "".join(f"\n![{title}]({path.name})\n" for title, path in written)
-    try:
-        out.write_text(f"# minisumm comparison\n\n{table}\n\n{LEGEND}\n{images}")
-    except OSError as error:
-        raise MinisummError(f"Could not write {out} ({error.strerror or error}); pass another --out.") from None
+    with writing(f"the comparison {out}", "pass another --out"):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if _pyplot() is None:
+            print("note: plots skipped: matplotlib is not installed (pip install minisumm[plot] to get them).",
+                  file=sys.stderr)
+        else:
+            for title, key, draw in (("Validation loss", "val_loss", lambda p: plot_val_loss(entries, p, args.x_axis)),
+                                     ("ROUGE against trainable parameters", "rouge",
+                                      lambda p: plot_rouge_vs_params(entries, p))):
+                if _draw_atomically(draw, plots[key]):
+                    written.append((title, plots[key]))
+        images = "".join(f"\n![{title}]({path.name})\n" for title, path in written)
+        write_text(out, f"# minisumm comparison\n\n{table}\n\n{LEGEND}\n{images}")
     for path in [out, *(path for _, path in written)]:
         print(f"wrote {path}", file=sys.stderr)
     return 0

@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+import tempfile
 import time
 from pathlib import Path
 
-
-from minisumm import batching, checkpoint, data, methods
+from minisumm import batching, checkpoint, data, folder_lock, methods
+from minisumm.atomic import check_writable, write_json, write_text
 from minisumm.config import DataConfig, ModelConfig, RunConfig
-from minisumm.device import autocast, peak_memory_mb, resolve_device, resolve_precision
-from minisumm.errors import MinisummError, run_cli
+from minisumm.device import low_precision_dtype, peak_memory_mb, reset_peak_memory, resolve_device, resolve_precision
+from minisumm.errors import WRITE_ERRORS, ArgumentParser, MinisummError, run_cli, writing
 from minisumm.generate import summarize
 from minisumm.metrics import evaluation_loss, lead3, rouge_scores
 
@@ -29,7 +31,7 @@ ROUGE_KEYS = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="evaluate.py", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    p = ArgumentParser(prog="evaluate.py", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                                 description="Evaluation loss and ROUGE of a minisumm checkpoint or a baseline.")
     p.add_argument("checkpoint", nargs="?", help="A run folder, or its best/ or last/ folder.")
     p.add_argument("--baseline", choices=("lead3", "zero-shot"), help="Score a baseline instead of a checkpoint.")
@@ -38,7 +40,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, help="Override the data source: cnn_dailymail, sample, or a file "
                                                 "(every row of a file is scored).")
     p.add_argument("--split", default="test", choices=data.SPLITS, help="Split of a named source to score.")
-    p.add_argument("--limit", type=int, default=None, help="Score only the first N examples.")
+    p.add_argument("--limit", type=int, default=None,
+                   help="Score only the first N examples (N at least 1; leave it out to score them all).")
     decode = p.add_argument_group("decoding")
     decode.add_argument("--beams", type=int, default=1, help="Beam width (1 = greedy).")
     decode.add_argument("--max-new-tokens", type=int, default=128, help="Longest summary, in tokens.")
@@ -48,7 +51,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=8, help="Examples per batch for loss and decoding.")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto.")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
-                   help="Autocast precision (auto: bf16/fp16 on CUDA, fp32 on CPU).")
+                   help="Precision of the loss (autocast) and of decoding (the model cast to it); "
+                        "auto: bf16/fp16 on CUDA, fp32 on CPU.")
     p.add_argument("--seed", type=int, default=0, help="Seed of the bootstrap intervals.")
     p.add_argument("--out", default=None, help="Output folder (default: <run>/eval, or runs/baseline-<name>/eval).")
     return p
@@ -57,7 +61,19 @@ def parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     _check_args(args)
-    model, tokenizer, config, out = _load(args)
+    out = _out_folder(args)
+    check_writable(out, "--out")  # before hours of decoding, not after
+    with folder_lock.hold(out, "evaluation folder"):
+        results, examples, predictions = _evaluate(args)
+        _write(out, results, examples, predictions)
+    print(table(results))
+    print(f"Wrote {out / 'metrics.json'} and {out / 'predictions.jsonl'}")
+    return 0
+
+
+def _evaluate(args) -> tuple[dict, list, list[str]]:
+    """Load, score the loss, decode and compute ROUGE: `(results, examples, predictions)`."""
+    model, tokenizer, config = _load(args)
     data_cfg = config.data
     examples = _examples(args, data_cfg, config.train.seed)
     device = resolve_device(args.device)
@@ -66,29 +82,31 @@ def main(argv=None) -> int:
     results = {"source": str(args.checkpoint or args.baseline), "data": args.data or data_cfg.data,
                "split": None if _is_file(args.data) else args.split, "examples": len(examples),
                "device": str(device), "precision": precision}
-    started = time.perf_counter()
     if model is None:  # lead-3
+        started = time.perf_counter()
         predictions = [lead3(example.article) for example in examples]
     else:
         model.to(device)
+        reset_peak_memory(device)  # the loss and the decoding each report their own peak
         results.update(_loss(model, tokenizer, examples, data_cfg, prefix, args, device, precision))
+        results["loss_peak_memory_mb"] = peak_memory_mb(device)
         methods.merge(model)  # LoRA: fold B·A into the weights, so decoding costs what the base model costs
-        with autocast(device, precision):
-            predictions = summarize(model, tokenizer, [e.article for e in examples], data_cfg, prefix,
-                                    max_new_tokens=args.max_new_tokens, min_new_tokens=args.min_new_tokens,
-                                    num_beams=args.beams, no_repeat_ngram=args.no_repeat_ngram,
-                                    length_penalty=args.length_penalty, batch_size=args.batch_size)
+        if low_precision_dtype(precision) is not None:  # decode in the model's own dtype, without autocast
+            model.to(low_precision_dtype(precision))    # (why: minisumm.generate's docstring)
+        reset_peak_memory(device)
+        started = time.perf_counter()
+        predictions = summarize(model, tokenizer, [e.article for e in examples], data_cfg, prefix,
+                                max_new_tokens=args.max_new_tokens, min_new_tokens=args.min_new_tokens,
+                                num_beams=args.beams, no_repeat_ngram=args.no_repeat_ngram,
+                                length_penalty=args.length_penalty, batch_size=args.batch_size)
+        results["decode_peak_memory_mb"] = peak_memory_mb(device)
     results["decode_time_s"] = time.perf_counter() - started
     scores = rouge_scores(predictions, [e.summary for e in examples], seed=args.seed)
     results["rouge"] = {key: {k: scores[key][k] for k in ("mean", "mid", "low", "high")} for key in ROUGE_KEYS}
-    results["peak_memory_mb"] = peak_memory_mb(device)
     results["decoding"] = {"beams": args.beams, "max_new_tokens": args.max_new_tokens,
                            "min_new_tokens": args.min_new_tokens, "no_repeat_ngram": args.no_repeat_ngram,
                            "length_penalty": args.length_penalty}
-    _write(out, results, examples, predictions)
-    print(table(results))
-    print(f"Wrote {out / 'metrics.json'} and {out / 'predictions.jsonl'}")
-    return 0
+    return results, examples, predictions
 
 
 def _check_args(args) -> None:
@@ -97,7 +115,7 @@ def _check_args(args) -> None:
     for flag, value, low in (("--beams", args.beams, 1), ("--max-new-tokens", args.max_new_tokens, 1),
                              ("--min-new-tokens", args.min_new_tokens, 0),
                              ("--no-repeat-ngram", args.no_repeat_ngram, 0),
-                             ("--batch-size", args.batch_size, 1), ("--limit", args.limit or 1, 1)):
+                             ("--batch-size", args.batch_size, 1), ("--limit", 1 if args.limit is None else args.limit, 1)):
         if value < low:
             raise MinisummError(f"{flag} must be at least {low}; got {value}.")
     if args.min_new_tokens > args.max_new_tokens:
@@ -105,20 +123,31 @@ def _check_args(args) -> None:
                             f"({args.max_new_tokens}).")
 
 
-def _load(args):
-    """`(model or None for lead-3, tokenizer, RunConfig, output folder)`."""
+def _out_folder(args) -> Path:
+    """Where the results go: --out, else the run folder's eval/ (a checkpoint) or runs/baseline-<name>/eval."""
+    if args.out:
+        return Path(args.out)
     if args.checkpoint:
-        model, tokenizer, config = checkpoint.load_checkpoint(args.checkpoint)
         folder = checkpoint.resolve(args.checkpoint)
         run = folder.parent if folder.name in ("best", "last", "best.old", "last.old") else folder
-        return model, tokenizer, config, Path(args.out) if args.out else run / "eval"
+        return run / "eval"
+    return Path("runs") / f"baseline-{args.baseline}" / "eval"
+
+
+def _load(args):
+    """`(model or None for lead-3, tokenizer, RunConfig)`."""
+    if args.checkpoint:
+        folder = checkpoint.resolve(args.checkpoint)
+        if folder.name.startswith("last") and not Path(args.checkpoint).name.startswith("last"):
+            print(f"note: {args.checkpoint} has no best/ checkpoint; evaluating {folder.name}/ (the weights "
+                  f"at the last save) instead.", file=sys.stderr)
+        return checkpoint.load_checkpoint(folder)
     config = RunConfig(model=ModelConfig(model=args.model, random_init=args.random_init), data=DataConfig())
-    out = Path(args.out) if args.out else Path("runs") / f"baseline-{args.baseline}" / "eval"
     if args.baseline == "lead3":
-        return None, None, config, out
+        return None, None, config
     config.method.method = "full"  # nothing is trained; "full" adds no module to the base model
     model, tokenizer, _ = checkpoint.build(config)
-    return model.eval(), tokenizer, config, out
+    return model.eval(), tokenizer, config
 
 
 def _is_file(source: str | None) -> bool:
@@ -149,13 +178,21 @@ def _loss(model, tokenizer, examples, data_cfg, prefix, args, device, precision)
 
 
 def _write(out: Path, results: dict, examples, predictions) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    lines = [json.dumps({"id": e.id, "reference": e.summary, "prediction": p}) + "\n"
-             for e, p in zip(examples, predictions)]
-    tmp = out / ".predictions.jsonl.tmp"
-    tmp.write_text("".join(lines))
-    tmp.replace(out / "predictions.jsonl")
-    checkpoint.write_json(out / "metrics.json", results)
+    """predictions.jsonl, then metrics.json, each atomically; if `out` fails (a full disk), both go to a new
+    temporary folder that the error names, so the decoding is never lost."""
+    lines = "".join(json.dumps({"id": e.id, "reference": e.summary, "prediction": p}) + "\n"
+                    for e, p in zip(examples, predictions))
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        write_text(out / "predictions.jsonl", lines)
+        write_json(out / "metrics.json", results)
+    except WRITE_ERRORS as error:
+        reason = f"Could not write the results in {out} ({getattr(error, 'strerror', None) or error})"
+        with writing("the results anywhere", f"{reason} and the temporary folder failed too"):
+            rescue = Path(tempfile.mkdtemp(prefix="minisumm-eval-"))
+            write_text(rescue / "predictions.jsonl", lines)
+            write_json(rescue / "metrics.json", results)
+        raise MinisummError(f"{reason}; the predictions and metrics were saved in {rescue} instead.") from None
 
 
 def table(results: dict) -> str:

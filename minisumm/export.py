@@ -7,13 +7,15 @@
   (`adapter_config.json` + `adapter_model.safetensors`, see `minisumm.methods.peft_format`) that
   `PeftModel.from_pretrained(base_model, DIR)` loads onto the same base model.
 
-The folder is written under a temporary name and renamed into place; an existing non-empty DIR is
-refused unless `--overwrite`.
+The folder is written under a temporary name and renamed into place, with `minisumm_export.json` (what
+it was exported from) beside the model files, while this process holds DIR's lock (`minisumm.folder_lock`).
+An existing non-empty DIR is refused unless `--overwrite`, which replaces only a folder that is
+recognisably an earlier export (it holds `minisumm_export.json`), never the run being exported, its base
+model, or the current folder; a failed write leaves DIR as it was.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import tempfile
@@ -21,10 +23,12 @@ from pathlib import Path
 
 from safetensors.torch import save_file
 
-from minisumm import methods
-from minisumm.checkpoint import load_checkpoint
-from minisumm.errors import MinisummError, run_cli
+from minisumm import __version__, folder_lock, methods
+from minisumm.atomic import check_writable, write_json
+from minisumm.checkpoint import load_checkpoint, read_config, resolve, swap_in
+from minisumm.errors import ArgumentParser, MinisummError, run_cli, writing
 from minisumm.methods.peft_format import peft_adapter
+from minisumm.run_folder import check_overwrite, run_inputs
 
 
 def export_hf(model, tokenizer, folder: Path) -> None:
@@ -40,11 +44,30 @@ def export_peft(model, config, folder: Path) -> None:
               folder / "adapter_model.safetensors", metadata={"format": "pt"})
 
 
+MARKER = "minisumm_export.json"
+
+
 def export(checkpoint: str | Path, to: str, out: str | Path, overwrite: bool = False) -> Path:
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise MinisummError(f"{out} already exists and is not empty; choose another folder or pass --overwrite.")
-    model, tokenizer, config = load_checkpoint(checkpoint)
+    check_writable(out, "the export folder")
+    with folder_lock.hold(out, "export folder"):
+        if out.exists() and any(out.iterdir()):
+            if not overwrite:
+                raise MinisummError(f"{out} already exists and is not empty; choose another folder or pass "
+                                    f"--overwrite.")
+            source = resolve(checkpoint)
+            run = source.parent if source.name in ("best", "last", "best.old", "last.old") else source
+            checkpoints = [run / name for name in ("best", "last", "best.old", "last.old")]
+            check_overwrite(out, [run, source, *checkpoints, *run_inputs(read_config(source))],
+                            (out / MARKER).is_file(), "an export folder")
+        model, tokenizer, config = load_checkpoint(checkpoint)
+        with writing(f"the export {out}", f"{out} is as it was"):
+            _write(model, tokenizer, config, to, out, {"source": str(checkpoint), "to": to})
+    return out
+
+
+def _write(model, tokenizer, config, to: str, out: Path, provenance: dict) -> None:
+    """Write the export into a temporary folder beside `out`, then swap it in."""
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
     try:
@@ -52,21 +75,20 @@ def export(checkpoint: str | Path, to: str, out: str | Path, overwrite: bool = F
             export_hf(model, tokenizer, staging)
         else:
             export_peft(model, config, staging)
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
+        write_json(staging / MARKER, {**provenance, "minisumm_version": __version__})
+        swap_in(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return out
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m minisumm.export", description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog="python -m minisumm.export", description=__doc__.split("\n\n")[0])
     p.add_argument("checkpoint", help="A run folder, or its best/ or last/ folder.")
     p.add_argument("--to", required=True, choices=("hf", "peft"), help="Hugging Face model folder or PEFT adapter.")
     p.add_argument("out", help="Folder to write.")
-    p.add_argument("--overwrite", action="store_true", help="Replace a non-empty output folder.")
+    p.add_argument("--overwrite", action="store_true",
+                   help="Replace an earlier export in the output folder (never anything else).")
     args = p.parse_args(argv)
     folder = export(args.checkpoint, args.to, args.out, args.overwrite)
     print(f"Wrote {folder}")

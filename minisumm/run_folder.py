@@ -1,10 +1,13 @@
 """The run folder: where one training run keeps its settings, checkpoints, log and summary.
 
-    <out>/config.json   <out>/best/   <out>/last/   <out>/metrics.jsonl   <out>/summary.json
+    <out>/config.json   <out>/best/   <out>/last/   <out>/metrics.jsonl   <out>/summary.json   <out>/eval/
 
-Only the main process writes. A non-empty folder is refused unless the run resumes it or the user asks
-to overwrite it; checkpoint writes go through `checkpoint.save_checkpoint` (whole folder or nothing), and
-a failed write (a full disk) is reported in one sentence with the previous checkpoint left intact.
+Only the main process writes, and train.py holds the folder's lock (`minisumm.folder_lock`) meanwhile.
+A non-empty folder is refused unless the run resumes it or the user asks to overwrite it, and
+`--overwrite` replaces only a folder that is recognisably a minisumm run (`check_overwrite`): never the
+current folder or one above it, never a folder holding the run's own data or base model. Checkpoint
+writes go through `checkpoint.save_checkpoint` (whole folder or nothing), and a failed write (a full disk)
+is reported in one sentence with the previous checkpoint left intact.
 """
 
 from __future__ import annotations
@@ -17,8 +20,49 @@ from pathlib import Path
 import torch
 
 from minisumm import checkpoint
+from minisumm.atomic import check_writable
 from minisumm.config import RunConfig
-from minisumm.errors import MinisummError
+from minisumm.errors import MinisummError, writing
+
+# Everything train.py and evaluate.py put in a run folder (hidden names are temporary files and locks).
+RUN_ENTRIES = {"config.json", "best", "last", "best.old", "last.old", "metrics.jsonl", "summary.json", "eval"}
+
+
+def check_overwrite(path: Path, inputs, recognised: bool, kind: str = "a run folder") -> None:
+    """Refuse, in one sentence, to let --overwrite delete `path` unless it is safe: not the current folder
+    or one above it, not a folder holding any of `inputs` (data files, the base model, the run being
+    exported), and `recognised` as a folder minisumm wrote (`kind`, e.g. "a run folder")."""
+    target, cwd = Path(path).resolve(), Path.cwd().resolve()
+    if target == cwd or target in cwd.parents:
+        raise MinisummError(f"--overwrite would delete {path}, which is the current folder or holds it; give "
+                            f"{kind} a folder of its own.")
+    for item in inputs:
+        resolved = Path(item).expanduser().resolve()
+        if resolved == target or target in resolved.parents:
+            raise MinisummError(f"--overwrite would delete {path}, which holds {item}, an input of this run; "
+                                f"choose another folder.")
+    if not recognised:
+        raise MinisummError(f"--overwrite only replaces {kind} written by minisumm, and {path} holds other "
+                            f"files; move them away or choose another folder.")
+
+
+def is_run_folder(path: Path) -> bool:
+    """A minisumm run config.json, and nothing but what train.py and evaluate.py write beside it."""
+    path = Path(path)
+    try:
+        record = json.loads((path / checkpoint.CONFIG).read_text())
+        names = [entry.name for entry in path.iterdir()]
+    except (OSError, ValueError):
+        return False
+    return (isinstance(record, dict) and {"format_version", "config"} <= record.keys()
+            and all(name in RUN_ENTRIES or name.startswith(".") for name in names))
+
+
+def run_inputs(config: RunConfig) -> list[str]:
+    """The local files and folders a run reads: its data files and a local base model."""
+    d = config.data
+    candidates = [d.data, d.train_file, d.validation_file, d.test_file, config.model.model]
+    return [c for c in candidates if c and Path(c).expanduser().exists()]
 
 
 class RunFolder:
@@ -27,39 +71,45 @@ class RunFolder:
 
     def __init__(self, path: Path, config: RunConfig, *, is_main: bool, resume: bool, overwrite: bool):
         self.path, self.config, self.is_main, self.overwrite = Path(path), config, is_main, overwrite
+        self.resume = resume
         self.started = time.time()
         self.previous_wall_s = 0.0
         if not is_main:  # only rank 0 checks and writes; the others would see the folder it just filled
             return
         if resume:
-            if not (self.path / "last").is_dir() and not (self.path / "last.old").is_dir():
-                raise MinisummError(f"Cannot resume {self.path}: it has no last/ checkpoint (was it written by "
-                                    f"train.py, and did it reach its first evaluation?).")
+            if not (self.path / checkpoint.CONFIG).is_file():
+                raise MinisummError(f"Cannot resume {self.path}: it is not a run folder (no config.json).")
+            check_writable(self.path, "--resume")
             return
-        if self.path.exists() and not self.path.is_dir():
-            raise MinisummError(f"--out {self.path} is a file; give a folder for the run.")
-        if self.path.exists() and any(self.path.iterdir()) and not overwrite:
-            raise MinisummError(f"Run folder {self.path} is not empty; pass --resume {self.path} to continue it, "
-                                f"--overwrite to replace it, or another --out.")
+        check_writable(self.path, "--out")
+        if self.path.exists() and any(self.path.iterdir()):
+            if not overwrite:
+                raise MinisummError(f"Run folder {self.path} is not empty; pass --resume {self.path} to continue "
+                                    f"it, --overwrite to replace it, or another --out.")
+            check_overwrite(self.path, run_inputs(config), is_run_folder(self.path))
+
+    def has_checkpoint(self) -> bool:
+        """Has the run saved last/ (a run stopped before its first save has only config.json)?"""
+        return (self.path / "last").is_dir() or (self.path / "last.old").is_dir()
 
     def create(self) -> None:
-        """Make the folder (replacing it with --overwrite) and write config.json, as the model built it
-        (which may have capped `max_length` at its positions)."""
+        """Write config.json, as the model built it (which may have capped `max_length` at its positions):
+        for a new run, in a new folder (replacing the old one with --overwrite); when resuming, with the
+        flags that steer the loop applied."""
         if not self.is_main:
             return
-        if self.overwrite and self.path.exists():
-            shutil.rmtree(self.path)
-        self._guard(lambda: self.path.mkdir(parents=True, exist_ok=True), "the run folder")
-        self._guard(lambda: checkpoint.write_json(self.path / checkpoint.CONFIG,
-                                                  checkpoint.config_record(self.config)), "config.json")
+        if self.overwrite and not self.resume and self.path.exists():
+            with writing(f"over {self.path}", "part of the old run may be left; delete it by hand"):
+                shutil.rmtree(self.path)
+        kept = "nothing was trained yet" if not self.resume else "its checkpoints are intact"
+        with writing(f"the run folder {self.path}", kept):
+            self.path.mkdir(parents=True, exist_ok=True)
+            checkpoint.write_json(self.path / checkpoint.CONFIG, checkpoint.config_record(self.config))
 
     def _guard(self, write, what: str) -> None:
-        try:
+        with writing(f"{what} in {self.path}", f"the previous checkpoint there is intact: free some space or fix "
+                                               f"permissions, then --resume {self.path}"):
             write()
-        except OSError as error:
-            raise MinisummError(f"Could not write {what} in {self.path} ({error.strerror or error}); the previous "
-                                f"checkpoint there is intact: free some space or fix permissions, then "
-                                f"--resume {self.path}.") from None
 
     def log(self, record: dict) -> None:
         if not self.is_main:

@@ -6,36 +6,40 @@ the same KV-cached decoder as evaluate.py, and printed one sentence a line.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 from minisumm import methods
 from minisumm.checkpoint import load_checkpoint
 from minisumm.device import autocast, resolve_device, resolve_precision
-from minisumm.errors import MinisummError, run_cli
+from minisumm.errors import ArgumentParser, MinisummError, run_cli
 from minisumm.generate import summarize
 from minisumm.metrics import split_sentences
 
 
 def read_text(source: str) -> str:
+    """The text to summarise, as UTF-8, checked before any model is loaded."""
     if source == "-":
-        text = sys.stdin.read()
+        raw, name = sys.stdin.buffer.read(), "Standard input"  # bytes: the terminal's encoding may not be UTF-8
     else:
         path = Path(source)
         if not path.is_file():
             raise MinisummError(f"{source} is not a file; give a text file to summarise, or - to read standard input.")
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as error:
-            raise MinisummError(f"{source} is not UTF-8 text (byte {error.start}); save it as UTF-8.") from None
+        raw, name = path.read_bytes(), source
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise MinisummError(f"{name} is not UTF-8 text (undecodable byte at offset {error.start}); give UTF-8 "
+                            f"text.") from None
+    if "\x00" in text:
+        raise MinisummError(f"{name} holds NUL bytes, so it is binary data, not text; give UTF-8 text.")
     if not text.strip():
         raise MinisummError(f"{'Standard input' if source == '-' else source} is empty; there is nothing to summarise.")
     return text.strip()
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m minisumm.summarize", description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog="python -m minisumm.summarize", description=__doc__.split("\n\n")[0])
     p.add_argument("checkpoint", help="A run folder, or its best/ or last/ folder.")
     p.add_argument("source", nargs="?", default="-", help="A UTF-8 text file, or - for standard input.")
     p.add_argument("--max-new-tokens", type=int, default=128, help="Longest summary, in tokens.")

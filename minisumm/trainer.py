@@ -31,9 +31,11 @@ from minisumm import batching, distributed, methods
 from minisumm.attention import use_block_attention
 from minisumm.checkpoint import build, folder_size
 from minisumm.config import RunConfig
-from minisumm.device import autocast, peak_memory_mb, resolve_device, resolve_precision
+from minisumm.device import (autocast, peak_memory_mb, reset_peak_memory, resolve_device, resolve_precision,
+                             rng_state, set_rng_state)
 from minisumm.errors import MinisummError
 from minisumm.forward import IGNORE_INDEX, label_loss
+from minisumm.interrupt import Interrupt
 from minisumm.metrics import loss_from_totals, loss_totals
 from minisumm.model import enable_activation_checkpointing, use_fused_gelu
 from minisumm.run_folder import RunFolder
@@ -61,28 +63,6 @@ class LossModule(torch.nn.Module):
 
     def forward(self, input_ids, attention_mask, labels):
         return label_loss(self.model, input_ids, attention_mask, labels)
-
-
-class Interrupt:
-    """Turns the first Ctrl-C / SIGTERM into a flag checked between steps; a second one stops at once."""
-
-    def __init__(self):
-        self.signal = None
-        self._previous = {}
-
-    def __enter__(self):
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        if self.signal is not None:
-            raise KeyboardInterrupt
-        self.signal = signum
-
-    def __exit__(self, *exc):
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
 
 
 def make_optimizer(params, config: RunConfig, device: torch.device) -> torch.optim.AdamW:
@@ -171,10 +151,9 @@ class Trainer:
         self.eval_every = config.train.eval_every or self.steps_per_epoch
         self.best_weights = None
         self._cached_epoch, self._cached_batches = None, []
-        if resume:
-            self._restore()
-        else:
-            self.run.create()
+        if resume and self.run.has_checkpoint():
+            self._restore()  # a run stopped before its first save has no last/: it starts again from step 0
+        self.run.create()
 
     # ----------------------------------------------------------------------------------------- data
     def _epoch_batches(self, epoch: int) -> list[list[int]]:
@@ -207,6 +186,7 @@ class Trainer:
     # ----------------------------------------------------------------------------------------- loop
     def train(self) -> dict:
         config, state = self.config, self.state
+        reset_peak_memory(self.device)  # the summary's peak is this training's (and its validations'), no more
         self.run.log({"type": "start", "total_steps": self.total_steps, "steps_per_epoch": self.steps_per_epoch,
                       "warmup_steps": self.warmup_steps, "device": str(self.device), "precision": self.precision,
                       "world_size": self.dist.world_size, "process_group": self.dist.backend,
@@ -214,7 +194,10 @@ class Trainer:
                       "train_examples": len(self.train_set), "validation_examples": len(self.val_set),
                       "padding_fraction": self.padding_fraction})
         if state.step == 0:
-            self._evaluate()  # the untrained model's validation loss: the baseline every run starts from
+            with Interrupt() as interrupt:  # a signal lets this validation finish and save last/ first
+                self._evaluate()  # the untrained model's validation loss: the baseline every run starts from
+            if interrupt.signal is not None:
+                return self._interrupted(interrupt.signal)
         bar = tqdm(total=self.total_steps, initial=state.step, disable=not self.show_progress, desc="train",
                    dynamic_ncols=True)
         try:
@@ -311,9 +294,7 @@ class Trainer:
 
     # ----------------------------------------------------------------------------------------- state
     def _save_last(self) -> None:
-        rng = {"cpu": torch.get_rng_state()}
-        if self.device.type == "cuda":
-            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        rng = rng_state(self.device)
         optimizer_tensors, optimizer_json = optimizer_to_safe(self.optimizer)
         state = {"trainer": asdict(self.state), "optimizer": optimizer_json, "scaler": self.scaler.state_dict(),
                  "world_size": self.dist.world_size, "peak_memory_mb": peak_memory_mb(self.device)}
@@ -327,9 +308,7 @@ class Trainer:
             self.scaler.load_state_dict(state["scaler"])
         self.state = TrainState(**state["trainer"])
         self.state.done = False
-        torch.set_rng_state(rng["cpu"])
-        if "cuda" in rng and self.device.type == "cuda":
-            torch.cuda.set_rng_state(rng["cuda"], self.device)
+        set_rng_state(rng, self.device)
         self.best_weights = self.run.load_best()
 
     def _interrupted(self, signum: int) -> dict:

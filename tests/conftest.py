@@ -1,6 +1,8 @@
 """Shared fixtures: a tiny, fast run configuration on the tiny-random model and the shipped sample data."""
 
+import errno
 import os
+import subprocess
 from pathlib import Path
 
 # Before torch loads MKL: with dynamic threading MKL may run a matrix product on fewer threads when the
@@ -38,3 +40,45 @@ def shared_dir():
     if not (SHARED / "gpt2" / "vocab.json").exists():
         pytest.skip("../shared is not present (it is beside the project on CI and developer machines only)")
     return SHARED
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 4 MB tmpfs to fill up (`fill`); skips where mounting one is not permitted (it needs root),
+    and the injected-ENOSPC tests then cover the same write paths."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True).returncode:
+        pytest.skip("mounting a tmpfs is not permitted here (needs root)")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def fill(disk: Path) -> Path:
+    """Write zeros into `disk` until it is full, as another program would; returns the filler to delete."""
+    filler = disk / "filler"
+    with open(filler, "wb", buffering=0) as stream:
+        try:
+            while True:
+                stream.write(b"\0" * 65536)
+        except OSError as error:
+            assert error.errno == errno.ENOSPC
+    return filler
+
+
+@pytest.fixture
+def read_only_dir(tmp_path):
+    """An empty folder nobody can write: chmod 555 for a normal user; for root (whom permissions do not
+    stop) a read-only tmpfs, skipping where mounting is not permitted."""
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        yield folder
+        folder.chmod(0o755)
+        return
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(folder)],
+                      capture_output=True).returncode:
+        pytest.skip("no read-only folder for root here: mounting a read-only tmpfs is not permitted")
+    yield folder
+    subprocess.run(["umount", "-l", str(folder)], capture_output=True)

@@ -11,7 +11,7 @@ from transformers import GPT2Config, GPT2LMHeadModel
 
 from conftest import tiny_config
 from minisumm import methods, trainer as trainer_module
-from minisumm.checkpoint import read_config
+from minisumm.checkpoint import config_record, read_config
 from minisumm.config import MethodConfig
 from minisumm.errors import MinisummError
 from minisumm.forward import label_loss
@@ -201,8 +201,9 @@ def test_a_run_that_fails_to_start_leaves_nothing_and_keeps_what_it_would_overwr
     with pytest.raises(MinisummError, match="does not exist"):
         Trainer(config, run, show_progress=False)
     assert not run.exists()
-    run.mkdir()
+    run.mkdir()  # an earlier run (--overwrite replaces only what minisumm wrote)
     (run / "summary.json").write_text("{}")
+    (run / "config.json").write_text(json.dumps(config_record(tiny_config("lora"))))
     with pytest.raises(MinisummError, match="does not exist"):
         Trainer(config, run, overwrite=True, show_progress=False)
     assert (run / "summary.json").read_text() == "{}"
