@@ -5,7 +5,9 @@
 - a local folder in `save_pretrained` layout;
 - a folder with a config and tokenizer but no weights, only with `random_init=True` (never silently random);
 - `tiny-random`: a 2-layer, 2-head, 64-wide GPT-2 (512 positions) with seeded random weights and a byte-level tokenizer
-  built in code (256 byte tokens + `<|endoftext|>`), so tests and demos need no files and no network.
+  built in code (256 byte tokens + `<|endoftext|>`), so tests need no files and no network;
+- `tiny-news`: a 4-layer, 128-wide GPT-2 pretrained here on invented news (`minisumm.pretrain`), built into
+  minisumm's cache on first use: the offline model on which fine-tuning visibly learns.
 
 The padding token is EOS, as GPT-2 has none; the data pipeline keeps one real EOS label per example.
 """
@@ -20,6 +22,7 @@ from transformers import AutoConfig, AutoTokenizer, GPT2Config, GPT2LMHeadModel,
 from minisumm.errors import MinisummError
 
 TINY_RANDOM = "tiny-random"
+TINY_NEWS = "tiny-news"
 TINY_SEED = 1234
 EOS = "<|endoftext|>"
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
@@ -70,11 +73,15 @@ def load_model_and_tokenizer(name: str = "gpt2", random_init: bool = False
     if name == TINY_RANDOM:
         tokenizer = byte_level_tokenizer()
         model = _random_model(tiny_random_config(len(tokenizer)))
+    elif name == TINY_NEWS:
+        from minisumm.pretrain import cached_tiny_news
+
+        tokenizer, model = _load_local(cached_tiny_news(), random_init)
     elif Path(name).is_dir():
         tokenizer, model = _load_local(Path(name), random_init)
     elif Path(name).exists() or name.startswith((".", "/", "~")) or name.count("/") > 1:
         raise MinisummError(f"Model folder {name} does not exist (or is not a folder); give a hub id like "
-                            f"'gpt2', a local save_pretrained folder, or 'tiny-random'.")
+                            f"'gpt2', a local save_pretrained folder, 'tiny-news' or 'tiny-random'.")
     else:
         tokenizer, model = _load_hub(name, random_init)
     _check_gpt2(model.config, name)
@@ -172,7 +179,7 @@ def _load_hub(name: str, random_init: bool):
         raise MinisummError(
             f"Model {name!r} could not be downloaded from the Hugging Face hub and is not in the local cache "
             f"({_first_line(error)}); offline, use a local save_pretrained folder (--model PATH), "
-            f"--model tiny-random, or HF_HUB_OFFLINE=1 with a cache that already holds {name!r}.") from None
+            f"--model tiny-news, or HF_HUB_OFFLINE=1 with a cache that already holds {name!r}.") from None
 
 
 def _check_gpt2(config, name: str) -> None:

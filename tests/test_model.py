@@ -81,7 +81,7 @@ def test_unknown_hub_id_without_network_is_one_sentence_listing_offline_choices(
         hub.reachable.cache_clear()
     message = str(error.value)
     assert "'minisumm-test/no-such-model' could not be downloaded" in message
-    for choice in ("local save_pretrained folder", "tiny-random", "HF_HUB_OFFLINE=1"):
+    for choice in ("local save_pretrained folder", "tiny-news", "HF_HUB_OFFLINE=1"):
         assert choice in message
     assert "\n" not in message
 

@@ -1,0 +1,171 @@
+"""tiny-news: the invented-news generator, pretraining on its articles, and every method learning on top of it.
+
+A short pretraining (a smaller recipe than the real tiny-news, ~10 s) is built once for this module; the
+learning tests fine-tune it on held-out stories and compare with the same fine-tune of the same
+architecture left random, which is what pretraining is for.
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import tiny_config
+from minisumm import pretrain, synthetic_news
+from minisumm.data import SAMPLE_DIR
+from minisumm.errors import MinisummError
+from minisumm.model import load_model_and_tokenizer
+from minisumm.trainer import Trainer
+
+# Small enough for seconds on 2 CPU cores, large enough to learn the articles' language.
+QUICK = pretrain.Recipe(stories=1500, vocab_size=512, n_layer=2, n_head=2, n_embd=64, n_positions=512,
+                        block_size=128, batch_size=16, steps=150, lr=5e-3, warmup_steps=10)
+LEARNING_RATE = {"prompt": 1e-1, "lora": 1e-2, "last-layers": 3e-3, "full": 3e-3}  # high: only 16 steps
+
+
+def shipped_rows():
+    return [json.loads(line) for split in ("train", "validation", "test")
+            for line in (SAMPLE_DIR / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.fixture(scope="module")
+def quick_news(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("pretrained") / "tiny-news-quick"
+    model, tokenizer, report = pretrain.pretrain(folder, QUICK, show_progress=False)
+    return folder, model, tokenizer, report
+
+
+# ------------------------------------------------------------------------------------------------ generator
+def test_generator_is_deterministic_for_a_seed_and_differs_across_seeds():
+    first, again, other = (synthetic_news.stories(seed, 50) for seed in (1, 1, 2))
+    assert first == again
+    assert not {a for a, _ in first} & {a for a, _ in other}
+
+
+def test_stories_vary_in_facts_and_carry_distractors():
+    stories = synthetic_news.stories(3, 300)
+    leads = [article.split(". ")[0] for article, _ in stories]
+    assert len(set(leads)) == len(leads)  # no two stories open with the same sentence
+    with_distractor = 0
+    for article, highlights in stories:
+        numbers_in_article = set(re.findall(r"\d[\d,]*\d|\d", article))
+        numbers_in_summary = set(re.findall(r"\d[\d,]*\d|\d", " ".join(highlights)))
+        with_distractor += bool(numbers_in_article - numbers_in_summary - {"1980"})
+        assert 2 <= len(highlights) <= 4
+    assert with_distractor > 0.8 * len(stories)  # most articles hold numbers the summary must leave out
+
+
+def test_every_highlight_is_a_rewording_whose_facts_are_in_the_article():
+    for article, highlights in synthetic_news.stories(4, 300):
+        synthetic_news.check(article, highlights)
+        assert all(h not in article for h in highlights)
+    with pytest.raises(AssertionError):
+        synthetic_news.check("Word " * 100, ["Somebody Else won 12 votes.", "Another line here."])
+
+
+def test_shipped_sample_comes_from_the_generator():
+    rows = shipped_rows()
+    assert len(rows) == 400
+    generated = synthetic_news.stories(20240607, 400)
+    assert [(r["article"], r["highlights"].split("\n")) for r in rows] == [(a, list(h)) for a, h in generated]
+
+
+# ------------------------------------------------------------------------------------------------ pretraining
+def test_pretraining_text_has_no_separator_no_highlight_and_no_shipped_story():
+    recipe = pretrain.Recipe(stories=800)
+    articles = pretrain.corpus(recipe)
+    text = "\n".join(articles)
+    assert len(articles) == 800
+    assert "TL;DR" not in text and pretrain.SEPARATOR not in text
+    assert not set(articles) & {row["article"] for row in shipped_rows()}
+    # the same stories' highlights: none of them appears anywhere in the pretraining text
+    stories = synthetic_news.stories(pretrain.CORPUS_SEED + recipe.seed, 800,
+                                     exclude={row["article"] for row in shipped_rows()})
+    assert [a for a, _ in stories] == articles
+    assert not any(h in text for _, highlights in stories for h in highlights)
+
+
+def test_pretraining_learns_the_articles(quick_news):
+    _, _, _, report = quick_news
+    assert report["validation_loss_start"] > 6.0  # about ln(512): a uniform guess
+    assert report["validation_loss_end"] < 0.6 * report["validation_loss_start"]
+
+
+def test_pretrained_folder_loads_in_plain_transformers_with_equal_logits(quick_news, tmp_path):
+    folder, model, tokenizer, _ = quick_news
+    text = "Heavy rain flooded 40 homes in Ashford on Monday."
+    model.eval()
+    with torch.no_grad():
+        expected = model(**tokenizer(text, return_tensors="pt")).logits[0]
+    script = ("import sys, torch\n"
+              "from transformers import AutoTokenizer, GPT2LMHeadModel\n"
+              "tok = AutoTokenizer.from_pretrained(sys.argv[1]); m = GPT2LMHeadModel.from_pretrained(sys.argv[1])\n"
+              "assert 'minisumm' not in sys.modules\n"
+              "with torch.no_grad(): logits = m(**tok(sys.argv[2], return_tensors='pt')).logits[0]\n"
+              "torch.save(logits, sys.argv[3])\n")
+    env = {**os.environ, "PYTHONPATH": ""}
+    subprocess.run([sys.executable, "-c", script, str(folder), text, str(tmp_path / "logits.pt")], check=True,
+                   env=env, cwd=tmp_path)
+    loaded = torch.load(tmp_path / "logits.pt", weights_only=True)
+    assert loaded.shape == expected.shape
+    torch.testing.assert_close(loaded, expected, rtol=1e-4, atol=1e-4)
+    assert {"model.safetensors", "config.json", "tokenizer.json", "pretrain.json"} <= set(os.listdir(folder))
+    assert not list(folder.glob("*.bin"))
+
+
+def test_pretraining_is_deterministic_on_cpu(tmp_path):
+    recipe = pretrain.Recipe(stories=300, vocab_size=300, n_layer=1, n_head=2, n_embd=32, n_positions=128,
+                             block_size=64, batch_size=4, steps=5, warmup_steps=1)
+    for name in ("a", "b"):
+        pretrain.pretrain(tmp_path / name, recipe, show_progress=False)
+    assert (tmp_path / "a" / "model.safetensors").read_bytes() == (tmp_path / "b" / "model.safetensors").read_bytes()
+    assert (tmp_path / "a" / "tokenizer.json").read_bytes() == (tmp_path / "b" / "tokenizer.json").read_bytes()
+
+
+def test_tiny_news_is_built_once_into_the_cache_then_reused(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MINISUMM_CACHE", str(tmp_path))
+    recipe = pretrain.Recipe(stories=200, vocab_size=280, n_layer=1, n_head=2, n_embd=32, n_positions=128,
+                             block_size=64, batch_size=4, steps=2, warmup_steps=1)
+    folder = pretrain.cached_tiny_news(recipe)
+    assert folder.parent == tmp_path / "models" and (folder / "model.safetensors").is_file()
+    assert "Building tiny-news" in capsys.readouterr().err
+    monkeypatch.setattr(pretrain, "pretrain", lambda *a, **k: pytest.fail("rebuilt a cached model"))
+    assert pretrain.cached_tiny_news(recipe) == folder
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(pretrain, "cached_tiny_news", lambda: folder)
+    model, tokenizer = load_model_and_tokenizer("tiny-news")
+    assert model.config.n_embd == 32 and len(tokenizer) == 280
+
+
+def test_pretrain_cli_refuses_an_existing_folder(tmp_path):
+    with pytest.raises(MinisummError, match="already exists"):
+        pretrain.main(["--out", str(tmp_path)])
+
+
+# ------------------------------------------------------------------------------------------------ learning
+def fine_tune(method: str, model: str, tmp_path: Path, random_init: bool = False) -> tuple[float, float]:
+    """16 steps on 128 sample stories; returns (step-0, best) validation loss on 32 held-out stories."""
+    config = tiny_config(method, tmp_path, batch_size=8, grad_accum=1, epochs=2, lr=LEARNING_RATE[method],
+                         warmup_ratio=0.1, eval_every=8)
+    config.model.model, config.model.random_init = model, random_init
+    config.data.train_size, config.data.validation_size = "128", "32"
+    config.data.max_length, config.data.max_summary_tokens = 512, 128
+    run = tmp_path / f"{method}-{'random' if random_init else 'pretrained'}"
+    summary = Trainer(config, run, show_progress=False).train()
+    first = json.loads(next(line for line in (run / "metrics.jsonl").read_text().splitlines() if '"eval"' in line))
+    return first["val_loss"], summary["best_val_loss"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["prompt", "lora", "last-layers", "full"])
+def test_every_method_learns_on_the_pretrained_model_and_beats_a_random_one(method, quick_news, tmp_path):
+    folder = str(quick_news[0])
+    start, best = fine_tune(method, folder, tmp_path)
+    _, best_random = fine_tune(method, folder, tmp_path, random_init=True)
+    assert best < 0.85 * start  # a real margin, on stories it never trained on
+    assert best < best_random - 0.5  # what pretraining buys, with the same method, steps and data
