@@ -149,7 +149,10 @@ def read_config(folder: Path) -> RunConfig:
         raise MinisummError(f"{path} was written in checkpoint format {version}, newer than this minisumm's "
                             f"{FORMAT_VERSION} (minisumm {__version__}); upgrade minisumm to load it.")
     config = RunConfig.from_dict(record["config"], source=str(path))
-    config.validate()
+    try:
+        config.validate()
+    except MinisummError as error:
+        raise MinisummError(f"{path} holds an invalid setting: {error}") from None
     return config
 
 

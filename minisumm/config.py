@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 from dataclasses import dataclass, field
 
 from minisumm.errors import MinisummError
@@ -168,18 +169,31 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, raw: dict, source: str = "config") -> "RunConfig":
-        """Rebuild from `to_dict` output; unknown keys are an error (a newer format), missing keys default."""
+        """Rebuild from `to_dict` output, checking every value's type. Unknown keys are an error (a newer
+        format); every section and the keys that choose model, data and method are required (a config that
+        lost them must not quietly train on CNN/DM); other missing keys take their defaults."""
+        if not isinstance(raw, dict):
+            raise MinisummError(f"{source}: 'config' should be an object of settings; got {type(raw).__name__}.")
         parts = {}
         for section in dataclasses.fields(cls):
             section_cls = section.default_factory
-            values = raw.get(section.name, {})
+            if section.name not in raw:
+                raise MinisummError(f"{source} has no {section.name!r} section; the run's settings are incomplete.")
+            values = raw[section.name]
             if not isinstance(values, dict):
                 raise MinisummError(f"{source}: section {section.name!r} should be an object.")
-            known = {f.name for f in dataclasses.fields(section_cls)}
-            unknown = sorted(set(values) - known)
+            known = {f.name: f for f in dataclasses.fields(section_cls)}
+            unknown = sorted(set(values) - set(known))
             if unknown:
                 raise MinisummError(f"{source} has settings this minisumm does not know ({', '.join(unknown)}); "
                                     f"it was probably written by a newer version: upgrade minisumm.")
+            for name in REQUIRED_KEYS.get(section.name, ()):
+                if name not in values:
+                    raise MinisummError(f"{source} has no {section.name}.{name}; the run's settings are incomplete.")
+            for name, value in values.items():
+                if not _has_type(value, str(known[name].type)):
+                    expected = TYPE_WORDS[str(known[name].type)]
+                    raise MinisummError(f"{source}: {section.name}.{name} should be {expected}; got {value!r}.")
             parts[section.name] = section_cls(**values)
         return cls(**parts)
 
@@ -192,7 +206,7 @@ class RunConfig:
                f"--dropout must be in [0, 1); got {self.model.dropout}.")
         _check(m.prompt_length >= 1, f"--prompt-length must be at least 1; got {m.prompt_length}.")
         _check(m.lora_rank >= 1, f"--lora-rank must be a positive integer (1 or more); got {m.lora_rank}.")
-        _check(m.lora_alpha > 0, f"--lora-alpha must be positive; got {m.lora_alpha}.")
+        _check(math.isfinite(m.lora_alpha) and m.lora_alpha > 0, f"--lora-alpha must be a positive number; got {m.lora_alpha}.")
         _check(0 <= m.lora_dropout < 1, f"--lora-dropout must be in [0, 1); got {m.lora_dropout}.")
         qkv = m.qkv()
         _check(bool(qkv) and set(qkv) <= set("qkv") and len(set(qkv)) == len(qkv)
@@ -214,10 +228,11 @@ class RunConfig:
         _check(t.max_steps is None or t.max_steps >= 1, f"--max-steps must be at least 1; got {t.max_steps}.")
         _check(t.batch_size >= 1, f"--batch-size must be at least 1; got {t.batch_size}.")
         _check(t.grad_accum >= 1, f"--grad-accum must be at least 1; got {t.grad_accum}.")
-        _check(self.peak_lr() > 0, f"--lr must be positive; got {t.lr}.")
+        _check(math.isfinite(self.peak_lr()) and self.peak_lr() > 0, f"--lr must be a positive number; got {t.lr}.")
         _check(0 <= t.min_lr_ratio <= 1, f"--min-lr-ratio must be in [0, 1]; got {t.min_lr_ratio}.")
         _check(0 <= t.warmup_ratio < 1, f"--warmup-ratio must be in [0, 1); got {t.warmup_ratio}.")
-        _check(t.weight_decay >= 0, f"--weight-decay must be 0 or more; got {t.weight_decay}.")
+        _check(math.isfinite(t.weight_decay) and t.weight_decay >= 0,
+               f"--weight-decay must be 0 or more; got {t.weight_decay}.")
         _check(t.max_grad_norm >= 0, f"--max-grad-norm must be 0 (off) or more; got {t.max_grad_norm}.")
         _check(t.eval_every is None or t.eval_every >= 1, f"--eval-every must be at least 1; got {t.eval_every}.")
         _check(t.eval_batches is None or t.eval_batches >= 1,
@@ -227,6 +242,23 @@ class RunConfig:
 
 
 MIN_ARTICLE_TOKENS = 16
+REQUIRED_KEYS = {"model": ("model",), "data": ("data",), "method": ("method",)}
+TYPE_WORDS = {"str": "text", "int": "a whole number", "float": "a number", "bool": "true or false",
+              "str | None": "text or null", "int | None": "a whole number or null", "float | None": "a number or null"}
+
+
+def _has_type(value, annotation: str) -> bool:
+    """Does a JSON value fit a field annotated `annotation` ("int", "float | None", ...)?"""
+    if value is None:
+        return annotation.endswith("| None")
+    kind = annotation.split(" |")[0]
+    if kind == "bool" or isinstance(value, bool):
+        return kind == "bool" and isinstance(value, bool)
+    if kind == "int":
+        return isinstance(value, int)
+    if kind == "float":
+        return isinstance(value, (int, float))
+    return isinstance(value, str)
 
 
 def _check(ok: bool, message: str) -> None:

@@ -65,6 +65,39 @@ def run_inputs(config: RunConfig) -> list[str]:
     return [c for c in candidates if c and Path(c).expanduser().exists()]
 
 
+def check_trainer_state(state, path: Path, trainer_fields: dict[str, str]) -> None:
+    """trainer_state.json as `Trainer._save_last` writes it, or one sentence naming the first bad key."""
+    from minisumm.config import _has_type
+
+    def bad(key: str, why: str):
+        raise MinisummError(f"{path}: {key} {why}; this last/ checkpoint cannot be resumed.")
+
+    if not isinstance(state, dict):
+        bad("the file", "should hold a JSON object")
+    for key, kind in (("trainer", dict), ("optimizer", dict)):
+        if not isinstance(state.get(key), kind):
+            bad(key, "is missing or not an object")
+    for name, annotation in trainer_fields.items():
+        if name not in state["trainer"]:
+            bad(f"trainer.{name}", "is missing")
+        if not _has_type(state["trainer"][name], annotation):
+            bad(f"trainer.{name}", f"should be of type {annotation}, not {state['trainer'][name]!r}")
+    if set(state["trainer"]) - set(trainer_fields):
+        bad(f"trainer.{sorted(set(state['trainer']) - set(trainer_fields))[0]}", "is not a trainer setting")
+    if state["trainer"]["step"] < 0:
+        bad("trainer.step", "is negative")
+    groups, scalars = state["optimizer"].get("param_groups"), state["optimizer"].get("scalars")
+    if not isinstance(groups, list) or not all(isinstance(g, dict) and isinstance(g.get("params"), list)
+                                               for g in groups):
+        bad("optimizer.param_groups", "should be a list of objects with 'params'")
+    if not isinstance(scalars, dict) or not all(k.split(".", 1)[0].isdigit() and "." in k for k in scalars):
+        bad("optimizer.scalars", "should map '<index>.<name>' to values")
+    if state.get("scaler") is not None and not isinstance(state["scaler"], dict):
+        bad("scaler", "should be an object")
+    if not _has_type(state.get("wall_time_s", 0.0), "float"):
+        bad("wall_time_s", "should be a number")
+
+
 class RunFolder:
     """Checks the folder at once (before any work); `create()` writes it once model and data have loaded,
     so a run that fails to start leaves nothing behind and the run that --overwrite replaces is kept until then."""
@@ -132,16 +165,23 @@ class RunFolder:
         self._guard(lambda: checkpoint.save_checkpoint(self.path / "last", self.config, weights,
                                                        {"optimizer": optimizer_tensors, "rng": rng}, state), "last/")
 
-    def load_last(self):
+    def load_last(self, trainer_state_fields: dict[str, str]):
+        """last/'s weights, optimizer tensors, RNG state and trainer_state.json, each checked; the "trainer"
+        record must have exactly `trainer_state_fields` (name -> annotation, e.g. {"step": "int"})."""
         folder = checkpoint.resolve(self.path / "last")
         weights = checkpoint.read_tensors(folder / checkpoint.WEIGHTS)
         optimizer_tensors = checkpoint.read_tensors(folder / "optimizer.safetensors")
         rng = checkpoint.read_tensors(folder / "rng.safetensors")
+        if "cpu" not in rng or rng["cpu"].dtype != torch.uint8:
+            raise MinisummError(f"{folder}/rng.safetensors has no 'cpu' random-generator state; this last/ "
+                                f"checkpoint cannot be resumed.")
+        path = folder / "trainer_state.json"
         try:
-            state = json.loads((folder / "trainer_state.json").read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            raise MinisummError(f"{folder}/trainer_state.json is missing or corrupt ({error}); this last/ "
-                                f"checkpoint cannot be resumed.") from None
+            state = json.loads(path.read_text())
+        except (OSError, ValueError) as error:
+            raise MinisummError(f"{path} is missing or corrupt ({error}); this last/ checkpoint cannot be "
+                                f"resumed.") from None
+        check_trainer_state(state, path, trainer_state_fields)
         self.previous_wall_s = state.get("wall_time_s", 0.0)
         return weights, optimizer_tensors, rng, state
 

@@ -21,7 +21,7 @@ import contextlib
 import math
 import signal
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
@@ -301,9 +301,14 @@ class Trainer:
         self.run.save_last(methods.trainable_state_dict(self.model), optimizer_tensors, rng, state)
 
     def _restore(self) -> None:
-        weights, optimizer_tensors, rng, state = self.run.load_last()
+        weights, optimizer_tensors, rng, state = self.run.load_last(
+            {f.name: str(f.type) for f in fields(TrainState)})
         methods.load_trainable_state_dict(self.model, weights)
-        self.optimizer.load_state_dict(optimizer_from_safe(optimizer_tensors, state["optimizer"], self.optimizer))
+        try:
+            self.optimizer.load_state_dict(optimizer_from_safe(optimizer_tensors, state["optimizer"], self.optimizer))
+        except (ValueError, KeyError) as error:
+            raise MinisummError(f"The optimizer state in {self.run.path / 'last'} does not fit this run's "
+                                f"parameters ({error}); this last/ checkpoint cannot be resumed.") from None
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         self.state = TrainState(**state["trainer"])
