@@ -1,13 +1,16 @@
-"""Which device and which precision a run uses, and how much memory it took.
+"""Which device and which precision a run uses, its random state, and how much memory each phase took.
 
 Mixed precision with `torch.amp` (Micikevicius et al. 2018): on CUDA bf16 where the GPU supports it (same
-exponent range as fp32, so no loss scaling), else fp16 with a `GradScaler`; fp32 on CPU unless bf16 is
-asked for. Weights and optimizer state stay fp32; autocast runs matmuls in the low-precision type.
+exponent range as fp32, so no loss scaling), else fp16 with a `GradScaler`; fp32 on CPU unless bf16 or
+fp16 is asked for (both run on a CPU too, slowly: that is how the tests exercise the GPU's code paths).
+Weights and optimizer state stay fp32 in training; autocast runs matmuls in the low-precision type.
+Decoding casts the model itself instead (`low_precision_dtype`; see `minisumm.generate`).
 """
 
 from __future__ import annotations
 
 import resource
+from pathlib import Path
 
 import torch
 
@@ -34,18 +37,64 @@ def resolve_precision(precision: str, device: torch.device) -> str:
         if device.type != "cuda":
             return "fp32"
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    if precision == "fp16" and device.type != "cuda":
-        raise MinisummError("--precision fp16 needs a CUDA device (GradScaler); on CPU use fp32 or bf16.")
     return precision
 
 
+def low_precision_dtype(precision: str) -> torch.dtype | None:
+    """"bf16" → torch.bfloat16, "fp16" → torch.float16, "fp32" → None (no autocast, no cast)."""
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+
+
 def autocast(device: torch.device, precision: str):
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    dtype = low_precision_dtype(precision)
     return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
 
 
+# ---------------------------------------------------------------------------------------------- random state
+def rng_state(device: torch.device) -> dict[str, torch.Tensor]:
+    """The random state a resumed run needs: the CPU generator's, and the GPU's when training on one."""
+    state = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def set_rng_state(state: dict[str, torch.Tensor], device: torch.device) -> None:
+    """Restore `rng_state`'s result. A GPU state is restored only onto a GPU, and only when one was saved
+    (a run saved on a CPU and resumed on a GPU keeps the GPU generator as seeded)."""
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+# ---------------------------------------------------------------------------------------------- memory
+_CLEAR_REFS = Path("/proc/self/clear_refs")
+_STATUS = Path("/proc/self/status")
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    """Start a new phase: the next `peak_memory_mb` reports the peak from here on.
+
+    CUDA resets the allocator's peak; Linux resets the process's peak resident set ("5" to clear_refs).
+    Elsewhere nothing can be reset and the peak stays the process's since it started."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return
+    try:
+        _CLEAR_REFS.write_text("5")
+    except OSError:
+        pass
+
+
 def peak_memory_mb(device: torch.device) -> float:
-    """CUDA: the most memory tensors ever held; CPU: the process's peak resident set size."""
+    """CUDA: the most memory tensors held since the last reset; CPU: the process's peak resident set since
+    then (the whole process: Python, libraries and model included)."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    try:
+        for line in _STATUS.read_text().splitlines():
+            if line.startswith("VmHWM:"):  # "VmHWM:   123456 kB", the high-water mark that clear_refs resets
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB (macOS bytes)

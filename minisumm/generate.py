@@ -22,6 +22,12 @@ Choices made here (transformers' `generate` has flags for each):
   setting); at the last step the live beams join the finished ones. Bans (min length, n-grams) apply to
   log-probs, as in transformers. With `no_repeat_ngram=0` the result equals transformers' beam search
   token for token (tested).
+- Precision: decoding runs in the model's own dtype. For bf16 or fp16 the caller casts the model
+  (`model.to(torch.bfloat16)`, after merging LoRA in fp32) instead of using autocast: weights and KV
+  cache take half the memory and every step reads 2-byte weights, where autocast would cast each frozen
+  fp32 matrix again at every step (its cast cache keeps only tensors that require grad). Log-probs are
+  taken in fp32 (`_log_probs`). On the tiny model, bf16 greedy departs from fp32 greedy only at near-ties
+  (fp32 rates the two tokens within 0.1 nats; tested).
 """
 
 from __future__ import annotations

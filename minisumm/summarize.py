@@ -11,7 +11,7 @@ from pathlib import Path
 
 from minisumm import methods
 from minisumm.checkpoint import load_checkpoint
-from minisumm.device import autocast, resolve_device, resolve_precision
+from minisumm.device import low_precision_dtype, resolve_device, resolve_precision
 from minisumm.errors import ArgumentParser, MinisummError, run_cli
 from minisumm.generate import summarize
 from minisumm.metrics import split_sentences
@@ -52,10 +52,12 @@ def main(argv=None) -> int:
     device = resolve_device(args.device)
     model.to(device)
     methods.merge(model)
-    with autocast(device, resolve_precision("auto", device)):
-        summary = summarize(model, tokenizer, [text], config.data, methods.prefix_tokens(config.method),
-                            max_new_tokens=args.max_new_tokens, num_beams=args.beams,
-                            no_repeat_ngram=args.no_repeat_ngram)[0]
+    dtype = low_precision_dtype(resolve_precision("auto", device))  # bf16 or fp16 on a GPU, None on a CPU
+    if dtype is not None:
+        model.to(dtype)  # decode in the model's own dtype, without autocast (minisumm.generate's docstring)
+    summary = summarize(model, tokenizer, [text], config.data, methods.prefix_tokens(config.method),
+                        max_new_tokens=args.max_new_tokens, num_beams=args.beams,
+                        no_repeat_ngram=args.no_repeat_ngram)[0]
     print("\n".join(split_sentences(summary)) or "(the model produced an empty summary)")
     return 0
 

@@ -109,6 +109,54 @@ def test_batched_equals_one_at_a_time(num_beams, method):
     assert [generate(model, [p], **settings)[0] for p in prompts] == together
 
 
+NEAR_TIE_NATS = 0.1  # bf16 keeps 8 significant bits: logits of a few units move by ~0.01-0.03
+
+
+@pytest.mark.parametrize("method", [None, "prompt"])
+def test_bf16_decoding_keeps_the_cache_in_bf16_and_departs_from_fp32_only_at_near_ties(method, monkeypatch):
+    """The model cast to bf16 (as evaluate.py decodes in bf16): every cached key and value is bf16, the soft
+    prompt included, and where bf16 greedy first picks another token than fp32 greedy, fp32 itself (through
+    transformers' forward, uncached) rated the two tokens within NEAR_TIE_NATS."""
+    import copy
+
+    from minisumm import generate as generate_module
+
+    model = lively_model()
+    if method:
+        model = with_method(model, method)
+    prompts = random_prompts((5, 12, 9, 20, 3, 7, 15, 30, 11, 25, 4, 18), seed=2)
+    settings = dict(eos_id=NEVER, pad_id=NEVER, max_new_tokens=24, no_repeat_ngram=0)
+    fp32 = generate(model, prompts, **settings)
+
+    cache_dtypes = set()
+    real_body = generate_module.body
+
+    def recording_body(*args, **kwargs):
+        hidden, mask, cache = real_body(*args, **kwargs)
+        cache_dtypes.update(t.dtype for layer in cache.layers for t in (layer.keys, layer.values))
+        return hidden, mask, cache
+
+    monkeypatch.setattr(generate_module, "body", recording_body)
+    bf16 = generate(copy.deepcopy(model).to(torch.bfloat16), prompts, **settings)
+    assert cache_dtypes == {torch.bfloat16}
+
+    soft_prompt = getattr(model, "soft_prompt", None)
+    identical, margins = 0, []
+    for prompt, a, b in zip(prompts, fp32, bf16):
+        step = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), None)
+        if step is None:
+            identical += a == b
+            continue
+        with torch.no_grad():
+            embeds = model.transformer.wte(torch.tensor([prompt + a[:step]]))
+            if soft_prompt is not None:
+                embeds = torch.cat([soft_prompt.embedding[None], embeds], dim=1)
+            log_probs = model(inputs_embeds=embeds).logits[0, -1].log_softmax(-1)
+        margins.append(float(log_probs[a[step]] - log_probs[b[step]]))
+    assert margins and max(margins) < NEAR_TIE_NATS, margins  # they do depart, and only at near-ties
+    assert identical >= len(prompts) // 3
+
+
 def _hf_generate(model, prompts, eos_id, **kwargs):
     input_ids, attention_mask = left_pad(prompts, NEVER, "cpu")
     out = model.generate(input_ids=input_ids, attention_mask=attention_mask, do_sample=False,

@@ -1,0 +1,125 @@
+"""Mixed precision on a CPU, where torch allows it: bf16 and fp16 autocast training and evaluation, the fp16
+GradScaler's skip / step / update with real scaled gradients, clipping after unscaling, and copies to the device.
+
+These are the GPU's code paths (torch.amp.GradScaler("cpu") and CPU autocast in fp16 exist since torch 2.3);
+only their speed, and fp16's overflow behaviour at GPT-2 small's size, need a GPU.
+"""
+
+import json
+import math
+
+import pytest
+import torch
+
+from conftest import tiny_config
+from minisumm import methods
+from minisumm.config import MethodConfig
+from minisumm.errors import run_cli
+from minisumm.evaluate_cli import main as evaluate_main
+from minisumm.forward import label_loss
+from minisumm.model import load_model_and_tokenizer
+from minisumm.trainer import Trainer, optimizer_step
+
+
+def model_and_batch():
+    torch.manual_seed(0)
+    model, tokenizer = load_model_and_tokenizer("tiny-random")  # eval mode: no dropout
+    params = methods.apply(model, MethodConfig(method="full"), tokenizer=tokenizer)
+    ids = torch.tensor([tokenizer.encode("The mayor of Lowtown opened a bridge. TL;DR: bridge opened")] * 2)
+    labels = ids.clone()
+    labels[:, :-14] = -100
+    return model, params, dict(input_ids=ids, attention_mask=torch.ones_like(ids), labels=labels)
+
+
+def fp16_backward(model, batch, scaler):
+    with torch.autocast("cpu", dtype=torch.float16):
+        loss_sum, count = label_loss(model, **batch)
+    scaler.scale(loss_sum / count).backward()
+
+
+@pytest.mark.parametrize("fused", [False, True])  # fused: the GPU's AdamW, which takes the scaler's inf flag
+def test_an_overflowed_fp16_step_is_skipped_and_the_scale_halves(fused):
+    model, params, batch = model_and_batch()
+    optimizer = torch.optim.AdamW(params, lr=1e-2, fused=fused)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**40)  # fp16 gradients overflow at this scale
+    before = [p.detach().clone() for p in params]
+    fp16_backward(model, batch, scaler)
+    norm = optimizer_step(optimizer, scaler, params, max_grad_norm=1.0)
+    assert not math.isfinite(norm)
+    assert all(torch.equal(a, b) for a, b in zip(before, params))  # skipped
+    assert scaler.get_scale() == 2.0**39 and all(p.grad is None for p in params)
+
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)  # the next step at a sane scale updates
+    fp16_backward(model, batch, scaler)
+    assert math.isfinite(optimizer_step(optimizer, scaler, params, max_grad_norm=1.0))
+    assert not all(torch.equal(a, b) for a, b in zip(before, params))
+    assert scaler.get_scale() == 2.0**10  # grows only after 2,000 clean steps
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_clipping_sees_the_unscaled_gradients(fused, monkeypatch):
+    """With the loss scaled by 1024, the norm reported is the true one and the update gets gradients clipped
+    to max_grad_norm; clipping before unscaling would report 1024 x the norm and step with max_norm / 1024."""
+    model, params, batch = model_and_batch()
+    with torch.autocast("cpu", dtype=torch.float16):
+        loss_sum, count = label_loss(model, **batch)
+    (loss_sum / count).backward()
+    true_norm = float(torch.nn.utils.get_total_norm([p.grad for p in params]))
+    model.zero_grad(set_to_none=True)
+
+    stepped = []
+    optimizer = torch.optim.AdamW(params, lr=1e-2, fused=fused)
+    real_step = type(optimizer).step
+    monkeypatch.setattr(type(optimizer), "step", lambda self, *a, **k: (
+        stepped.append(float(torch.nn.utils.get_total_norm([p.grad for p in params]))), real_step(self, *a, **k))[1])
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+    fp16_backward(model, batch, scaler)
+    max_norm = true_norm / 4
+    reported = optimizer_step(optimizer, scaler, params, max_grad_norm=max_norm)
+    assert reported == pytest.approx(true_norm, rel=1e-2)
+    assert stepped == [pytest.approx(max_norm, rel=1e-3)]
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_low_precision_training_and_evaluation_on_cpu(precision, tmp_path):
+    """Autocast is on (the loss moves off fp32's by a little, not by nothing), weights stay fp32, the loss
+    after two steps matches fp32's, and evaluate.py scores the run in the same precision."""
+    runs = {}
+    for name in ("fp32", precision):
+        config = tiny_config("lora", tmp_path, max_steps=2, eval_every=2, precision=name, lr=1e-2)
+        config.model.dropout = 0.0
+        trainer = Trainer(config, tmp_path / name, show_progress=False)
+        runs[name] = trainer.train()
+        trained = methods.trainable_state_dict(trainer.model)
+        assert {v.dtype for v in trained.values()} == {torch.float32}
+        first = json.loads((tmp_path / name / "metrics.jsonl").read_text().splitlines()[1])  # step 0 validation
+        runs[name]["baseline"] = first["val_loss"]
+    low, full = runs[precision], runs["fp32"]
+    assert low["precision"] == precision
+    assert low["baseline"] != full["baseline"] and low["baseline"] == pytest.approx(full["baseline"], rel=2e-2)
+    assert low["best_val_loss"] == pytest.approx(full["best_val_loss"], rel=2e-2)
+
+    assert run_cli(evaluate_main, [str(tmp_path / precision), "--split", "validation", "--precision", precision,
+                                   "--max-new-tokens", "6", "--device", "cpu"]) == 0
+    metrics = json.loads((tmp_path / precision / "eval" / "metrics.json").read_text())
+    assert metrics["precision"] == precision
+    assert metrics["loss"] == pytest.approx(low["best_val_loss"], rel=2e-2)
+
+
+def test_no_asynchronous_copy_from_unpinned_memory(tmp_path, monkeypatch):
+    """`non_blocking=True` is asynchronous only from pinned memory; from pageable memory it is a synchronous
+    copy that says otherwise. No copy in a training step, a validation or decoding asks for it unpinned."""
+    offending = []
+    real_to = torch.Tensor.to
+
+    def to(self, *args, **kwargs):
+        if kwargs.get("non_blocking") and self.device.type == "cpu" and not self.is_pinned():
+            offending.append(tuple(self.shape))
+        return real_to(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.Tensor, "to", to)
+    run = tmp_path / "run"
+    Trainer(tiny_config("lora", tmp_path, max_steps=1), run, show_progress=False).train()
+    assert run_cli(evaluate_main, [str(run), "--split", "validation", "--limit", "2", "--max-new-tokens", "4",
+                                   "--device", "cpu"]) == 0
+    assert offending == []
