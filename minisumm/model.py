@@ -25,8 +25,8 @@ TINY_RANDOM = "tiny-random"
 TINY_NEWS = "tiny-news"
 TINY_SEED = 1234
 EOS = "<|endoftext|>"
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
-                "pytorch_model.bin.index.json")
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
+PICKLED_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json")  # never loaded: unpickling runs code
 
 
 def byte_level_tokenizer() -> PreTrainedTokenizerBase:
@@ -150,12 +150,19 @@ def _load_local(folder: Path, random_init: bool):
     has_weights = any((folder / f).is_file() for f in WEIGHT_FILES)
     if random_init:
         return tokenizer, _random_model(GPT2Config.from_pretrained(folder))
+    pickled = [name for name in PICKLED_WEIGHTS if (folder / name).is_file()]
+    if not has_weights and pickled:
+        raise MinisummError(f"Model folder {folder} holds its weights only as {pickled[0]}, a pickle file that "
+                            f"minisumm never loads (unpickling can run code); convert it once, in a Python you "
+                            f"trust, to safetensors: python -c \"from transformers import GPT2LMHeadModel; "
+                            f"GPT2LMHeadModel.from_pretrained('{folder}').save_pretrained('{folder}')\" (this "
+                            f"writes model.safetensors beside it).")
     if not has_weights:
         raise MinisummError(f"Model folder {folder} has a config and tokenizer but no weights; pass "
                             f"--random-init to build it with random weights (for speed and memory "
                             f"measurements only), or point to a folder with model.safetensors.")
     try:
-        model = GPT2LMHeadModel.from_pretrained(folder)
+        model = GPT2LMHeadModel.from_pretrained(folder, use_safetensors=True)
     except (OSError, ValueError, RuntimeError) as error:
         raise MinisummError(f"Could not load the weights in {folder} ({_first_line(error)}); the files may be "
                             f"corrupt or from another model.") from None

@@ -236,3 +236,35 @@ def test_run_all_rejects_bad_flags_before_running_anything(tmp_path, capsys, arg
     out = tmp_path / "cmp"
     assert run_cli(run_all.main, ["--model", "tiny-random", "--data", "sample", "--out", str(out), *argv]) == 2
     assert message in capsys.readouterr().err and not out.exists()
+
+
+@pytest.mark.parametrize("file, content, why", [
+    ("eval/metrics.json", {"rouge": 5}, "rouge = 5, not an object of scores"),
+    ("eval/metrics.json", {"rouge": {"rouge1": {"mid": "high"}}}, "rouge.rouge1"),
+    ("eval/metrics.json", {"loss": "low"}, "loss = 'low', not a number"),
+    ("summary.json", {"method": "lora", "steps": "many"}, "steps = 'many', not a number"),
+], ids=["rouge-number", "rouge-text", "loss-text", "steps-text"])
+def test_malformed_files_are_a_note_and_a_skip(runs, capsys, file, content, why):
+    bad = runs / "bad"
+    bad.mkdir()
+    (bad / "eval").mkdir()
+    (bad / file).write_text(json.dumps(content))
+    assert run_cli(compare.main, [str(runs / "lora-1"), str(bad)]) == 0
+    captured = capsys.readouterr()
+    assert f"note: skipped {bad}: {file} has {why}" in captured.err
+    assert [row[0] for row in table_rows(captured.out)] == ["lora-1"]
+
+
+def test_out_folder_gets_the_report_and_plots_inside_and_read_only_out_is_one_line(
+        runs, with_plots, tmp_path, capsys, read_only_dir):
+    report = tmp_path / "report"
+    report.mkdir()
+    assert run_cli(compare.main, [str(runs / "lora-1"), "--out", str(report)]) == 0
+    assert sorted(p.name for p in report.iterdir()) == ["comparison-rouge.png", "comparison-val-loss.png",
+                                                        "comparison.md"]
+    assert not list(tmp_path.glob("*.png"))  # nothing in the parent
+    capsys.readouterr()
+    assert run_cli(compare.main, [str(runs / "lora-1"), "--out", str(read_only_dir / "report.md")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --out ") and err.count("\n") == 1
+    assert not list(read_only_dir.iterdir())

@@ -95,3 +95,14 @@ def test_peft_prompt_folder_and_refusals(tmp_path):
     full_folder, _ = saved(tmp_path / "f", "full")
     with pytest.raises(MinisummError, match="not an adapter"):
         export_main([str(full_folder), "--to", "peft", str(tmp_path / "peft-full")])
+
+
+def test_export_onto_a_file_or_into_a_read_only_folder_is_one_line(tmp_path, capsys, read_only_dir):
+    folder, _ = saved(tmp_path, "lora")
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine")
+    for out in (a_file, read_only_dir / "hf"):
+        assert run_cli(export_main, [str(folder), "--to", "hf", str(out), "--overwrite"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1 and str(out) in err
+    assert a_file.read_text() == "mine" and not list(read_only_dir.iterdir())

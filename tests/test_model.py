@@ -102,3 +102,18 @@ def test_fused_gelu_is_gpt2s_gelu_new_and_saves_nothing_but_its_input():
     use_fused_gelu(model)
     assert all(isinstance(block.mlp.act, TanhGELU) for block in model.transformer.h)
     torch.testing.assert_close(model(input_ids=ids).logits, before, rtol=1e-5, atol=1e-5)
+
+
+def test_a_model_folder_with_only_pytorch_model_bin_is_refused_never_unpickled(tmp_path):
+    from test_checkpoint import _Exploit
+
+    folder = tmp_path / "gpt2-bin"
+    model, tokenizer = load_model_and_tokenizer("tiny-random")
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    (folder / "model.safetensors").unlink()
+    marker = tmp_path / "pwned"
+    torch.save({"weights": _Exploit(marker)}, folder / "pytorch_model.bin")
+    with pytest.raises(MinisummError, match=r"only as pytorch_model.bin.*never loads.*save_pretrained"):
+        load_model_and_tokenizer(str(folder))
+    assert not marker.exists()
