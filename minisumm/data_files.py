@@ -20,6 +20,7 @@ from minisumm.errors import MinisummError
 SUPPORTED = (".jsonl", ".json", ".csv")
 # csv refuses cells over 131,072 characters by default; one long article can be longer than that.
 CSV_FIELD_LIMIT = 1 << 30
+HEADER_NAME_LIMIT = 64  # longer first-row cells are text, not column names
 
 
 def check_file(path: str | Path) -> Path:
@@ -112,6 +113,7 @@ def _csv_rows(path: Path, text: str) -> list[tuple[str, dict]]:
     reader = csv.DictReader(io.StringIO(text, newline=""))
     rows = []
     try:
+        _check_header(path, reader.fieldnames or [])
         for row in reader:
             row.pop(None, None)  # cells beyond the header's columns
             rows.append((f"line {reader.line_num}", row))
@@ -119,3 +121,16 @@ def _csv_rows(path: Path, text: str) -> list[tuple[str, dict]]:
         raise MinisummError(f"Data file {path} is not valid CSV near line {reader.line_num} ({error}); "
                             f"check its quoting.") from None
     return rows
+
+
+def _check_header(path: Path, names: list[str]) -> None:
+    """A CSV's first row must name its columns: once each, as short names rather than article text."""
+    longest = max(names, key=len, default="")
+    if len(longest) > HEADER_NAME_LIMIT or any("\n" in name for name in names):
+        raise MinisummError(f"Data file {path} seems to have no header row: its first row holds a cell of "
+                            f"{len(longest):,} characters, which looks like data; add a first line naming the "
+                            f"columns, e.g. article,highlights,id.")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise MinisummError(f"Data file {path} names the column {repeated[0]!r} twice in its header; every "
+                            f"column needs its own name.")

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from minisumm import config as cfg
 from minisumm import folder_lock
+from minisumm.atomic import check_writable
 from minisumm.errors import ArgumentParser, Interrupted, MinisummError, run_cli
 from minisumm.interrupt import raising
 
@@ -107,6 +108,8 @@ def main(argv=None) -> int:
         out = Path(args.out or f"runs/{config.method.method}-{time.strftime('%Y%m%d-%H%M%S')}")
         overrides = {}
     is_main = int(os.environ.get("RANK", "0")) == 0
+    if is_main:
+        check_writable(out, "--resume" if args.resume else "--out")  # before the lock beside it is made
     before = _stamp(out / "config.json")
     try:
         with raising(), folder_lock.hold(out) if is_main else contextlib.nullcontext():

@@ -83,6 +83,9 @@ def load_trainable_state_dict(model, tensors: dict[str, torch.Tensor], source: s
                             f"weights): it was saved with another method or other method settings; load it "
                             f"with the method configuration it was trained with.")
     for name, param in params.items():
+        if not tensors[name].is_floating_point():
+            raise MinisummError(f"{source} holds {name!r} as {tensors[name].dtype}, but trained weights are "
+                                f"floating point; the file was not written by minisumm or was altered.")
         if tuple(tensors[name].shape) != tuple(param.shape):
             raise MinisummError(f"{source} holds {name!r} with shape {tuple(tensors[name].shape)} but this model "
                                 f"needs {tuple(param.shape)}: it was trained on another model size or with "
