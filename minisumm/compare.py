@@ -65,9 +65,10 @@ def read_entry(path: str | Path) -> Entry:
     config = _read_json(path / "config.json") if (path / "metrics.jsonl").is_file() else None
     if summary is None and evaluation is None and config is None:
         raise MinisummError("not a run folder (no summary.json, metrics.jsonl or eval/metrics.json)")
-    for name, data, spec in (("summary.json", summary, SUMMARY_NUMBERS), ("eval/metrics.json", evaluation, EVAL_NUMBERS)):
+    for name, data, numbers in (("summary.json", summary, SUMMARY_NUMBERS),
+                                ("eval/metrics.json", evaluation, EVAL_NUMBERS)):
         if data is not None:
-            _check_fields(name, data, spec)
+            _check_fields(name, data, numbers)
     if evaluation is not None:
         _check_rouge(evaluation.get("rouge"))
     curve = _eval_records(path / "metrics.jsonl")

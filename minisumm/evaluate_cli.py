@@ -7,7 +7,9 @@
 
 The model is rebuilt from the checkpoint's own config; LoRA is merged before decoding (no extra cost per
 token); the soft prompt goes into the prefill. Writes `eval/metrics.json` and `eval/predictions.jsonl`
-(id, reference, prediction) in the run folder (or `--out`), and prints a short table.
+(id, reference, prediction) in the run folder (or `--out`), and prints a short table. The output folder is
+checked and locked (`minisumm.folder_lock`) before the model loads; if it cannot be written after decoding
+(a full disk), the results go to a temporary folder that the error names.
 """
 
 from __future__ import annotations
@@ -115,7 +117,8 @@ def _check_args(args) -> None:
     for flag, value, low in (("--beams", args.beams, 1), ("--max-new-tokens", args.max_new_tokens, 1),
                              ("--min-new-tokens", args.min_new_tokens, 0),
                              ("--no-repeat-ngram", args.no_repeat_ngram, 0),
-                             ("--batch-size", args.batch_size, 1), ("--limit", 1 if args.limit is None else args.limit, 1)):
+                             ("--batch-size", args.batch_size, 1),
+                             ("--limit", 1 if args.limit is None else args.limit, 1)):
         if value < low:
             raise MinisummError(f"{flag} must be at least {low}; got {value}.")
     if args.min_new_tokens > args.max_new_tokens:

@@ -43,14 +43,17 @@ def parser() -> argparse.ArgumentParser:
     run = p.add_argument_group("run")
     run.add_argument("--out", default=None, help="Run folder (default: runs/<method>-<timestamp>).")
     run.add_argument("--resume", default=None, metavar="RUN",
-                     help="Continue RUN from its last/ checkpoint, with the settings stored in RUN; only "
-                          f"--{', --'.join(f.replace('_', '-') for f in RESUME_FLAGS)} and --no-progress "
-                          f"may be given again.")
+                     help=f"Continue RUN from its last/ checkpoint, with the settings stored in RUN; only "
+                          f"{_flag_list()} and --no-progress may be given again.")
     run.add_argument("--overwrite", action="store_true",
                      help="Replace --out if it is a minisumm run folder (never the current folder, one above "
                           "it, or a folder holding the run's data or model).")
     run.add_argument("--no-progress", action="store_true", help="No progress bar (the log is still written).")
     return p
+
+
+def _flag_list() -> str:
+    return ", ".join("--" + name.replace("_", "-") for name in RESUME_FLAGS)
 
 
 def given_flags(argv) -> dict:
@@ -72,7 +75,7 @@ def resume_config(run: Path, given: dict) -> tuple[cfg.RunConfig, dict]:
         flag = "--" + refused[0].replace("_", "-")
         raise MinisummError(f"{flag} cannot be changed when resuming {run}: it would change the model, method, "
                             f"data or optimisation the run was trained with; start a new run (another --out) "
-                            f"instead. Resuming accepts only --{', --'.join(f.replace('_', '-') for f in RESUME_FLAGS)}.")
+                            f"instead. Resuming accepts only {_flag_list()}.")
     if not (run / "config.json").is_file():
         raise MinisummError(f"Cannot resume {run}: it is not a run folder (no config.json).")
     config = read_config(run)
