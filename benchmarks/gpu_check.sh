@@ -5,16 +5,20 @@
 #
 # 1. Fails loudly (exit 1) when torch cannot see a GPU: it never falls back to the CPU.
 # 2. Makes minisumm importable without touching torch (pip install --no-deps -e ., other deps only if missing).
-# 3. Training speed/memory (benchmarks/bench_train.py) for every method in bf16 and fp16 (the GradScaler
+# 3. Short runs first, as they can crash where the benchmarks cannot: per method, 20 bf16 training steps under
+#    `torchrun --nproc_per_node=1` (a process group of one: NCCL, the DDP wrapper, rank-0 writing and the
+#    collectives exactly as on eight GPUs) on GPT-2 small's architecture with random weights and the shipped
+#    sample data, then evaluate.py on 16 examples (bf16 decoding); one fp16 run (GradScaler) without
+#    torchrun; with two or more GPUs, one run under `--nproc_per_node=2`. Then every run folder is checked
+#    (summary, process group, world size, best/ and last/, the evaluation's metrics).
+# 4. Training speed/memory (benchmarks/bench_train.py) for every method in bf16 and fp16 (the GradScaler
 #    path) at B=8, A=944, S=80 on GPT-2 small's architecture (random weights), against transformers' own loss.
-# 4. Decoding speed (benchmarks/bench_generate.py; its flags are read from its --help at run time).
-# 5. A 20-step bf16 training run per method (tiny-random model, shipped sample data) + evaluate.py on 16
-#    examples, and one fp16 training run.
+# 5. Decoding speed (benchmarks/bench_generate.py; its flags are read from its --help at run time).
 # Every step has its own timeout and its log; one JSON collects everything: ${OUT:-benchmarks/results}/gpu_check.json
 # (runs, logs and caches go to $OUT when set, else to ${TMPDIR:-/tmp}/minisumm-gpu-check). Exit 1 if any step failed.
 #
 # ALLOW_CPU=1 (or --dry-run) exists ONLY to test this script itself: it runs the same steps at tiny sizes on
-# the CPU (bf16/fp32, as fp16 needs CUDA). Its numbers mean nothing.
+# the CPU (bf16/fp32; torchrun with gloo, and with 2 processes). Its numbers mean nothing.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,6 +48,7 @@ else
         || die "torch $("$PYTHON" -c 'import torch; print(torch.__version__)') sees no CUDA GPU; this check does not fall back to the CPU."
     DEVICE=cuda
 fi
+GPUS=$("$PYTHON" -c "import torch; print(torch.cuda.device_count())" 2>/dev/null || echo 0)
 
 # --- 2. minisumm and its dependencies, torch untouched ---------------------------------------------------------
 if ! (cd / && "$PYTHON" -c "import minisumm") 2>/dev/null; then
@@ -83,6 +88,7 @@ if [[ $DRY == 1 ]]; then
     SHAPE=(--model tiny-random --batch-size 2 --article-tokens 60 --summary-tokens 10 --steps 1 --warmup-steps 1)
     PRECISIONS="bf16 fp32"; TRAIN_STEPS=2; EVAL_LIMIT=2; EVAL_EXTRA=(--max-new-tokens 16); FP16=fp32
     GEN_SIZE=(--model tiny-random --batch-size 2 --prompt-tokens 32 --new-tokens 8)
+    RUN_MODEL=(--model tiny-random); BACKEND=gloo; PAIR=2  # gloo runs 2 processes on one CPU
 else
     SHAPE=(--batch-size 8 --article-tokens 944 --summary-tokens 80 --steps 5 --warmup-steps 2)
     PRECISIONS="bf16 fp16"; TRAIN_STEPS=20; EVAL_LIMIT=16; EVAL_EXTRA=(); FP16=fp16
@@ -93,8 +99,12 @@ else
 GPT2Config().save_pretrained(sys.argv[1]); byte_level_tokenizer().save_pretrained(sys.argv[1])" "$WORK/gpt2-config"
         GEN_SIZE=(--model "$WORK/gpt2-config" --random-init)
     fi
+    RUN_MODEL=("${GEN_SIZE[@]}"); BACKEND=nccl; PAIR=$(( GPUS >= 2 ? 2 : 0 ))
     GEN_SIZE+=(--batch-size 8 --prompt-tokens 512 --new-tokens 64)
 fi
+TORCHRUN=("$PYTHON" -m torch.distributed.run --standalone)
+RUN_FLAGS=(--data sample --max-steps "$TRAIN_STEPS" --device "$DEVICE" --no-progress --overwrite --cache-dir "$WORK/cache")
+rm -rf "$WORK/runs/"*  # a run folder left from an earlier check would be checked as if it were new
 
 step environment 60 "$PYTHON" -c "import json, torch, transformers, platform, sys
 info = {'python': platform.python_version(), 'torch': torch.__version__, 'cuda': torch.version.cuda,
@@ -103,6 +113,54 @@ if torch.cuda.is_available():
     props = torch.cuda.get_device_properties(0)
     info.update(gpu=props.name, gpu_memory_gib=round(props.total_memory / 2**30, 1), bf16=torch.cuda.is_bf16_supported())
 json.dump(info, open(sys.argv[1], 'w'))" "$WORK/parts/environment.json"
+
+# --- short runs: torchrun (a process group even with one process), then the run folders checked ---------------
+for method in $METHODS; do
+    step "train-$method-bf16" 150 "${TORCHRUN[@]}" --nproc_per_node=1 train.py --method "$method" "${RUN_MODEL[@]}" \
+        --precision bf16 "${RUN_FLAGS[@]}" --out "$WORK/runs/$method"
+    step "evaluate-$method" 150 "$PYTHON" evaluate.py "$WORK/runs/$method" --limit "$EVAL_LIMIT" --device "$DEVICE" \
+        --precision bf16 "${EVAL_EXTRA[@]}"
+done
+step "train-lora-$FP16" 150 "$PYTHON" train.py --method lora "${RUN_MODEL[@]}" --precision "$FP16" "${RUN_FLAGS[@]}" \
+    --out "$WORK/runs/lora-$FP16"
+if (( PAIR == 2 )); then
+    step "train-lora-bf16-2proc" 150 "${TORCHRUN[@]}" --nproc_per_node=2 train.py --method lora "${RUN_MODEL[@]}" \
+        --precision bf16 "${RUN_FLAGS[@]}" --out "$WORK/runs/lora-bf16-2proc"
+fi
+step check-runs 30 "$PYTHON" - "$WORK/runs" "$TRAIN_STEPS" "$BACKEND" "lora-$FP16" <<'PY'
+import json, math, sys
+from pathlib import Path
+runs, steps, backend, plain = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+problems = []
+for run in sorted(runs.iterdir()):
+    launched = run.name != plain  # every run but one went through torchrun
+    world = 2 if run.name.endswith("-2proc") else 1
+    try:
+        summary = json.loads((run / "summary.json").read_text())
+        start = next(json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()
+                     if json.loads(line)["type"] == "start")
+    except (OSError, ValueError, StopIteration) as error:
+        problems.append(f"{run.name}: no summary or start record ({error})")
+        continue
+    expected = {"steps": steps, "world_size": world}
+    problems += [f"{run.name}: {key} {summary.get(key)} != {value}" for key, value in expected.items()
+                 if summary.get(key) != value]
+    if start.get("process_group") != (backend if launched else None):
+        problems.append(f"{run.name}: process group {start.get('process_group')}, expected {backend if launched else None}")
+    if not math.isfinite(summary.get("best_val_loss", math.nan)):
+        problems.append(f"{run.name}: best_val_loss {summary.get('best_val_loss')}")
+    problems += [f"{run.name}: no {folder}/" for folder in ("best", "last") if not (run / folder).is_dir()]
+    if not run.name.startswith("lora-"):  # the per-method runs were evaluated
+        try:
+            metrics = json.loads((run / "eval" / "metrics.json").read_text())
+            assert math.isfinite(metrics["loss"]) and metrics["decode_peak_memory_mb"] > 0 and "rouge" in metrics
+        except (OSError, ValueError, KeyError, AssertionError) as error:
+            problems.append(f"{run.name}: eval/metrics.json incomplete ({error!r})")
+    print(f"{run.name}: steps {summary.get('steps')}, world size {summary.get('world_size')}, "
+          f"process group {start.get('process_group')}, best val loss {summary.get('best_val_loss')}")
+print("\n".join(problems) or "every run folder as expected")
+sys.exit(1 if problems else 0)
+PY
 
 for precision in $PRECISIONS; do
     for method in $METHODS; do
@@ -159,17 +217,6 @@ for flag_value in "--device=$DEVICE" "--repeats=2" "--json=$WORK/parts/bench_gen
     grep -q -- "${flag_value%%=*}" "$WORK/logs/bench_generate-help.log" && GEN_ARGS+=("${flag_value%%=*}" "${flag_value#*=}")
 done
 step bench_generate 150 "$PYTHON" benchmarks/bench_generate.py "${GEN_SIZE[@]}" "${GEN_ARGS[@]}"
-
-for method in $METHODS; do
-    step "train-$method-bf16" 150 "$PYTHON" train.py --method "$method" --model tiny-random --data sample \
-        --max-steps "$TRAIN_STEPS" --device "$DEVICE" --precision bf16 --no-progress --overwrite \
-        --cache-dir "$WORK/cache" --out "$WORK/runs/$method"
-    step "evaluate-$method" 150 "$PYTHON" evaluate.py "$WORK/runs/$method" --limit "$EVAL_LIMIT" --device "$DEVICE" \
-        "${EVAL_EXTRA[@]}"
-done
-step "train-lora-$FP16" 150 "$PYTHON" train.py --method lora --model tiny-random --data sample \
-    --max-steps "$TRAIN_STEPS" --device "$DEVICE" --precision "$FP16" --no-progress --overwrite \
-    --cache-dir "$WORK/cache" --out "$WORK/runs/lora-$FP16"
 
 # --- collect ------------------------------------------------------------------------------------------------------
 "$PYTHON" - "$WORK" "$RESULTS/gpu_check.json" "$DRY" "$((SECONDS - START))" <<'PY'
@@ -235,9 +282,10 @@ if probe:
     print(f"\nmask probe: {number(probe['ms']['padding_mask'], '.1f')} ms with the padding mask, "
           f"{number(probe['ms']['ones_mask'], '.1f')} ms without ({number(probe['speedup_without_mask'], '.2f')}x); "
           f"losses {probe['losses']['padding_mask']:.5f} / {probe['losses']['ones_mask']:.5f}")
-table("short runs (train.py + evaluate.py, tiny-random, sample data)",
-      ["run", "precision", "steps", "best val loss", "train tok/s", "peak MB", "eval loss", "ROUGE-Lsum", "decode s"],
-      [[name, str((run["summary"] or {}).get("precision")), str((run["summary"] or {}).get("steps")),
+table("short runs (train.py under torchrun but lora-fp16/fp32, + evaluate.py; sample data)",
+      ["run", "precision", "world", "steps", "best val loss", "train tok/s", "peak MB", "eval loss", "ROUGE-Lsum", "decode s"],
+      [[name, str((run["summary"] or {}).get("precision")), str((run["summary"] or {}).get("world_size")),
+        str((run["summary"] or {}).get("steps")),
         number((run["summary"] or {}).get("best_val_loss"), ".3f"), number((run["summary"] or {}).get("tokens_per_s"), ".0f"),
         number((run["summary"] or {}).get("peak_memory_mb"), ".0f"), number((run["eval"] or {}).get("loss"), ".3f"),
         number((((run["eval"] or {}).get("rouge") or {}).get("rougeLsum") or {}).get("mean"), ".2f"),
