@@ -103,7 +103,6 @@ def main(argv=None) -> int:
         out = Path(args.resume)
         if args.overwrite:
             raise MinisummError("--overwrite and --resume exclude each other: resuming keeps the run's files.")
-        config, overrides = resume_config(out, given)
     else:
         config = cfg.from_args(args)
         config.validate()
@@ -116,6 +115,8 @@ def main(argv=None) -> int:
     before = _stamp(out / "config.json")
     try:
         with raising(), folder_lock.hold(out) if is_main else contextlib.nullcontext():
+            if args.resume:  # read under the lock: another process may be writing the run
+                config, overrides = resume_config(out, given)
             trainer = Trainer(config, out, resume=bool(args.resume), overwrite=args.overwrite,
                               show_progress=not args.no_progress)
             if overrides:

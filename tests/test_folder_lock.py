@@ -69,8 +69,12 @@ def test_a_second_training_is_refused_and_a_killed_ones_lock_is_taken_over(tmp_p
     first = subprocess.Popen([sys.executable, "train.py", *flags, "--max-steps", "500", "--out", str(run)],
                              cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
     try:
         wait_for_lock(run, first)
+        while not (run / "config.json").exists():  # until it has set up and written the run folder
+            assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+            time.sleep(0.05)
         for argv in ([*flags, "--max-steps", "2", "--out", str(run)], ["--resume", str(run)],
                      [*flags, "--max-steps", "2", "--out", str(run), "--overwrite"]):
             assert run_cli(train_main, argv) == 2
