@@ -81,6 +81,9 @@ for name in COLLECTIVES:
 
 if __name__ == "__main__":
     with ImplicitDeviceIsMeta():
+        probe = {"torch": torch}  # the guard is live: a device-less factory call "from trainer.py" gives meta
+        exec(compile("made = torch.tensor(1.0)", str(ROOT / "minisumm" / "trainer.py"), "exec"), probe)
+        assert probe["made"].is_meta, "guard 1 is not active (has torch changed how factory calls reach modes?)"
         code = run_cli(main, sys.argv[1:])
     report = Path(os.environ["GUARD_REPORT_DIR"]) / f"rank{os.environ.get('RANK', '0')}.json"
     report.write_text(json.dumps({**seen, "training_device": str(seen["training_device"]), "exit": code}))
