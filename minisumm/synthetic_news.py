@@ -54,29 +54,40 @@ DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sun
 MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
           "November", "December"]
 
-# Sentences that fit any story and never carry a highlight's facts.
+# Sentences that fit any story and never carry a highlight's facts; {place} is the story's town.
 GENERIC_FILLER = [
-    "Residents said the news had been the main topic of conversation in shops and cafes all week.",
+    "Residents of {place} said the news had been the main topic of conversation in shops and cafes all week.",
     "Local radio stations reported a steady stream of calls from listeners wanting to share their views.",
     "Several people who spoke to reporters asked not to be named.",
     "Social media posts about the story were shared thousands of times within a few hours.",
     "Officials said a fuller statement would be published on the council website in due course.",
-    "It is not the first time the area has made headlines this year.",
+    "It is not the first time {place} has made headlines this year.",
     "Neighbouring communities are expected to watch the outcome closely.",
     "A spokesperson declined to comment further while details were still being confirmed.",
-    "Long-time residents said they could not remember anything quite like it.",
+    "Long-time residents of {place} said they could not remember anything quite like it.",
     "The story was first reported by a local newsletter run by volunteers.",
     "Reporters were unable to reach several of those involved for comment.",
     "The details were confirmed in a short statement late in the afternoon.",
-    "Opinions in the town appeared to be divided.",
+    "Opinions in {place} appeared to be divided.",
     "Some residents said they had expected the news for months.",
     "Others said they were still waiting for a clear explanation.",
     "A meeting to discuss the matter is planned at the community centre.",
     "The local newspaper has asked readers to send in their memories and photographs.",
-    "Visitors to the area were largely unaware of the events, according to shopkeepers.",
+    "Visitors to {place} were largely unaware of the events, according to shopkeepers.",
     "A petition on a related issue has gathered several hundred signatures.",
     "The full figures are expected to be published next month.",
 ]
+
+
+# Second references to the story's main person, by surname as news copy does: the name must be copied.
+SECOND_REFERENCE = [
+    "{surname} is expected to say more at a public meeting next week.",
+    "Asked what happens next, {surname} said only that the work would go on.",
+    "{surname} thanked everyone who had helped.",
+    "Friends describe {surname} as modest about the attention.",
+    "{surname} did not respond to further questions.",
+]
+PEOPLE = ("who", "lead", "boss", "union", "leader", "winner", "head", "teacher", "coach", "scorer")  # the first named
 
 
 class Pools:
@@ -233,7 +244,8 @@ def science(p: Pools) -> tuple:
         ("urban foxes", "travel {pct}% further at night than rural ones"),
         ("a common soil fungus", "raises wheat yields by {pct}% in dry years"),
     ])
-    f = {"topic": topic[0], "uni": f"University of {p.town()}", "lead": p.person(), "pct": p.number(12, 87),
+    town = p.town()
+    f = {"topic": topic[0], "town": town, "uni": f"University of {town}", "lead": p.person(), "pct": p.number(12, 87),
          "n": p.count(40, 2400), "journal": r.choice(["Field Studies Letters", "the Journal of Open Science",
                                                       "Applied Discovery", "Natural Systems Review"]),
          "years": p.number(2, 9), "month": r.choice(MONTHS)}
@@ -522,8 +534,13 @@ def story(r: random.Random) -> tuple[str, list[str]]:
     article += body[:1]
     rest = body[1:] + [t.format(**facts) for t in r.sample(distract, min(len(distract), r.randint(1, 2)))]
     rest += [t.format(**facts) for t in r.sample(background, r.randint(1, len(background)))]
+    text = " ".join(article + rest)
+    main_person = next((facts[key] for key in PEOPLE if facts.get(key) and facts[key] in text), None)
+    if main_person is not None:
+        rest += [t.format(surname=main_person.split(" ")[-1]) for t in r.sample(SECOND_REFERENCE, r.randint(1, 2))]
     r.shuffle(rest)
     article += rest
+    place = facts["town"] if "town" in facts else facts["home"].split(" ")[0]
     target = r.randint(MIN_WORDS, MAX_WORDS)
     used = 0
     for filler in r.sample(GENERIC_FILLER, len(GENERIC_FILLER)):  # to the target length, and never under MIN
@@ -531,11 +548,10 @@ def story(r: random.Random) -> tuple[str, list[str]]:
         if words >= MIN_WORDS and (words >= target or used == MAX_FILLER):
             break
         if words + len(filler.split()) <= MAX_WORDS:
-            article.insert(r.randint(2, len(article)), filler)
+            article.insert(r.randint(2, len(article)), filler.format(place=place))
             used += 1
     article = [_capitalise(sentence) for sentence in article]
     if r.random() < 0.3:  # a dateline, as many agency stories open
-        place = facts.get("town") or facts.get("home", "").split(" ")[0] or Pools(r).town()
         article[0] = f"{place.upper()} (Minisumm News) -- {article[0]}"
     keep = r.randint(max(2, len(highlights) - 1), len(highlights))  # the last highlights are the least important
     summary = [_capitalise(t.format(**facts)) for t in highlights[:keep]]
