@@ -17,8 +17,8 @@ from minisumm.errors import MinisummError
 METHODS = ("prompt", "lora", "last-layers", "full")
 
 # Default learning rates per method (AdamW, peak of the warmup + cosine schedule).
-# - prompt: Lester et al. 2021 used Adafactor at 0.3; with AdamW, 3e-2 to 3e-1 is the usual range
-#   (../docs in reference.md). A soft prompt needs a far higher rate than weights inside the network.
+# - prompt: Lester et al. 2021 used Adafactor at 0.3 (constant); with AdamW, 3e-2 to 3e-1 is the usual
+#   range. A soft prompt needs a far higher rate than weights inside the network.
 # - lora: 2e-4, the LoRA paper's GPT-2 recipe (Hu et al. 2021, E2E NLG, appendix D).
 # - last-layers: 1e-4, between LoRA's rate and full fine-tuning's, as only 2 of 12 blocks move.
 # - full: 5e-5, the common rate for fine-tuning GPT-2 small end to end (Radford et al. fine-tuning
