@@ -50,7 +50,8 @@ import torch
 from tqdm.auto import tqdm
 
 from minisumm import synthetic_news
-from minisumm.errors import ArgumentParser, MinisummError, run_cli
+from minisumm.atomic import check_writable
+from minisumm.errors import ArgumentParser, MinisummError, run_cli, writing
 from minisumm.schedule import lr_at
 
 TINY_NEWS = "tiny-news"
@@ -182,7 +183,8 @@ def pretrain(out: Path, recipe: Recipe = Recipe(), show_progress: bool = True) -
               "pretraining_tokens": int(len(train_ids)), "tokens_seen": recipe.steps * recipe.batch_size *
               recipe.block_size, "validation_loss_start": first_loss, "validation_loss_end": final_loss,
               "train_loss_end": train_loss, "seconds": round(time.perf_counter() - started, 1)}
-    _write_folder(out, model, tokenizer, report)
+    with writing(f"the {TINY_NEWS} folder {out}", "nothing was written there"):
+        _write_folder(out, model, tokenizer, report)
     return model.eval(), tokenizer, report
 
 
@@ -226,15 +228,15 @@ def cached_tiny_news(recipe: Recipe = Recipe()) -> Path:
     folder = cache_root() / "models" / f"{TINY_NEWS}-{recipe.key()}"
     if (folder / "config.json").is_file():
         return folder
+    check_writable(folder.parent, "The minisumm cache (MINISUMM_CACHE)")  # before minutes of training
     print(f"Building {TINY_NEWS} (first use only, about 3 minutes on 2 CPU cores) into {folder} ...",
           file=sys.stderr, flush=True)
     try:
         pretrain(folder, recipe)
-    except OSError as error:
+    except MinisummError:
         if (folder / "config.json").is_file():  # another process finished the same build first
             return folder
-        raise MinisummError(f"Could not build {TINY_NEWS} in {folder} ({error.strerror or error}); set "
-                            f"MINISUMM_CACHE to a writable folder.") from None
+        raise
     return folder
 
 
@@ -250,6 +252,7 @@ def main(argv=None) -> int:
     if out.exists():
         raise MinisummError(f"--out {out} already exists; pretraining writes a new folder (remove it or pick "
                             f"another name).")
+    check_writable(out.parent, "--out")
     recipe = Recipe(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Recipe)})
     _, _, report = pretrain(out, recipe, show_progress=not args.no_progress)
     print(f"{TINY_NEWS}: {report['parameters']:,} parameters, validation loss {report['validation_loss_start']:.2f}"

@@ -140,6 +140,13 @@ def test_pretrain_cli_refuses_an_existing_folder(tmp_path):
         pretrain.main(["--out", str(tmp_path)])
 
 
+def test_an_unwritable_cache_is_refused_before_any_training(read_only_dir, monkeypatch):
+    monkeypatch.setenv("MINISUMM_CACHE", str(read_only_dir))
+    monkeypatch.setattr(pretrain, "pretrain", lambda *a, **k: pytest.fail("trained into a read-only cache"))
+    with pytest.raises(MinisummError, match="cannot be written"):
+        pretrain.cached_tiny_news()
+
+
 # ------------------------------------------------------------------------------------------------ learning
 def fine_tune(method: str, model: str, tmp_path: Path, random_init: bool = False) -> tuple[float, float]:
     """64 steps on 128 sample stories at tiny-news' preset rate; (step-0, best) validation loss on 16 others."""
