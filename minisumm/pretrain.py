@@ -72,7 +72,7 @@ class Recipe:
     n_positions: int = 512
     block_size: int = 256
     batch_size: int = 16
-    steps: int = 450
+    steps: int = 400
     lr: float = 3e-3
     min_lr_ratio: float = 0.1
     warmup_steps: int = 25
