@@ -13,6 +13,7 @@ moment (or a full disk) leaves the previous checkpoint readable.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -68,17 +69,27 @@ def save_checkpoint(folder: Path, config: RunConfig, weights: dict[str, torch.Te
     folder moves aside, the new one moves in, and the old one is deleted.
     """
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
     for leftover in folder.parent.glob(f".{folder.name}.tmp-*"):  # from a save that was killed half way
         shutil.rmtree(leftover, ignore_errors=True)
-    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.tmp-"))
-    try:
+    with staged_folder(folder) as staging:
         save_file(_contiguous(weights), staging / WEIGHTS, metadata={"format": "pt", "method": config.method.method})
         for stem, group in (tensors or {}).items():
             save_file(_contiguous(group), staging / f"{stem}.safetensors")
         if state is not None:
             write_json(staging / "trainer_state.json", state)
         write_json(staging / CONFIG, config_record(config))
+
+
+@contextlib.contextmanager
+def staged_folder(folder: Path):
+    """Yield an empty temporary folder beside `folder` to fill; when the block ends, it replaces `folder`
+    (`swap_in`). If the block fails, the temporary folder is removed and `folder` is as it was: whole or
+    not at all. Used by checkpoints, exports and the tiny-news build."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.tmp-"))
+    try:
+        yield staging
         swap_in(staging, folder)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -17,15 +17,13 @@ model, or the current folder; a failed write leaves DIR as it was.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
 
 from safetensors.torch import save_file
 
 from minisumm import __version__, folder_lock, methods
 from minisumm.atomic import check_writable, write_json
-from minisumm.checkpoint import load_checkpoint, read_config, resolve, swap_in
+from minisumm.checkpoint import load_checkpoint, read_config, resolve, staged_folder
 from minisumm.errors import ArgumentParser, MinisummError, run_cli, writing
 from minisumm.methods.peft_format import peft_adapter
 from minisumm.run_folder import check_overwrite, run_inputs
@@ -68,18 +66,12 @@ def export(checkpoint: str | Path, to: str, out: str | Path, overwrite: bool = F
 
 def _write(model, tokenizer, config, to: str, out: Path, provenance: dict) -> None:
     """Write the export into a temporary folder beside `out`, then swap it in."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
-    try:
+    with staged_folder(out) as staging:
         if to == "hf":
             export_hf(model, tokenizer, staging)
         else:
             export_peft(model, config, staging)
         write_json(staging / MARKER, {**provenance, "minisumm_version": __version__})
-        swap_in(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
 
 
 def main(argv=None) -> int:

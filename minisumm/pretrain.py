@@ -34,14 +34,12 @@ interrupted build leaves nothing half-written, and a rerun simply starts again.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
 import json
+import math
 import os
-import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,12 +49,13 @@ from tqdm.auto import tqdm
 
 from minisumm import synthetic_news
 from minisumm.atomic import check_writable
+from minisumm.checkpoint import staged_folder
+from minisumm.config import DataConfig
 from minisumm.errors import ArgumentParser, MinisummError, run_cli, writing
+from minisumm.model import EOS, TINY_NEWS, use_fused_gelu
 from minisumm.schedule import lr_at
 
-TINY_NEWS = "tiny-news"
-EOS = "<|endoftext|>"
-SEPARATOR = "\nTL;DR: "  # the default summary separator (config.DataConfig.separator): never in pretraining text
+SEPARATOR = DataConfig().separator  # the default summary separator: never in the pretraining text
 CORPUS_SEED = 7_000_000  # far from the sample's seed; sample stories are also excluded explicitly
 RECIPE_VERSION = "1"  # bump when the corpus, tokenizer or training code changes what gets built
 
@@ -78,6 +77,29 @@ class Recipe:
     warmup_steps: int = 25
     weight_decay: float = 0.1
     seed: int = 0
+
+    def check(self) -> None:
+        """Refuse a recipe that cannot train, naming the flag (before any work is done)."""
+        problems = [
+            (self.stories >= 100, f"--stories must be at least 100; got {self.stories}"),
+            (self.vocab_size >= 258, f"--vocab-size must be at least 258 (256 bytes, EOS and one merge); got "
+                                     f"{self.vocab_size}"),
+            (min(self.n_layer, self.n_head, self.n_embd) >= 1 and self.n_embd % self.n_head == 0,
+             f"--n-layer, --n-head and --n-embd must be positive, --n-embd a multiple of --n-head; got "
+             f"{self.n_layer}, {self.n_head}, {self.n_embd}"),
+            (2 <= self.block_size <= self.n_positions,
+             f"--block-size must be from 2 to --n-positions ({self.n_positions}); got {self.block_size}"),
+            (self.batch_size >= 1 and self.steps >= 1,
+             f"--batch-size and --steps must be at least 1; got {self.batch_size} and {self.steps}"),
+            (0 < self.lr < math.inf and 0 <= self.min_lr_ratio <= 1 and self.weight_decay >= 0,
+             f"--lr must be positive and finite, --min-lr-ratio in [0, 1], --weight-decay 0 or more; got "
+             f"{self.lr}, {self.min_lr_ratio}, {self.weight_decay}"),
+            (0 <= self.warmup_steps <= self.steps,
+             f"--warmup-steps must be from 0 to --steps ({self.steps}); got {self.warmup_steps}"),
+        ]
+        for ok, message in problems:
+            if not ok:
+                raise MinisummError(message + ".")
 
     def key(self) -> str:
         text = json.dumps({"version": RECIPE_VERSION, **dataclasses.asdict(self)}, sort_keys=True)
@@ -134,20 +156,23 @@ def pretrain(out: Path, recipe: Recipe = Recipe(), show_progress: bool = True) -
     """Build the tiny-news folder at `out` (which must not exist); return (model, tokenizer, report)."""
     from transformers import GPT2LMHeadModel
 
-    from minisumm.model import use_fused_gelu
-
+    recipe.check()
     started = time.perf_counter()
     articles = corpus(recipe)
     held_out = max(len(articles) // 50, 1)  # 2% of the stories, for a validation loss in the report
     tokenizer = train_tokenizer(articles[held_out:], recipe.vocab_size, recipe.n_positions)
     train_ids = token_stream(tokenizer, articles[held_out:])
     val_ids = token_stream(tokenizer, articles[:held_out])
+    if len(val_ids) <= recipe.block_size:
+        raise MinisummError(f"--stories {recipe.stories} holds fewer held-out tokens ({len(val_ids)}) than one "
+                            f"--block-size window ({recipe.block_size}); give more stories or a smaller block.")
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(recipe.seed)
         model = GPT2LMHeadModel(model_config(recipe, len(tokenizer), tokenizer.eos_token_id))
         generator = torch.Generator().manual_seed(recipe.seed)
-        for module in model.modules():  # no dropout while pretraining: the text is plentiful
+        for module in model.modules():  # no dropout while pretraining (the text is plentiful); the saved
+            # config keeps GPT-2's 0.1 for fine-tuning, so model.set_dropout, which changes it, is not used
             if isinstance(module, torch.nn.Dropout):
                 module.p = 0.0
         use_fused_gelu(model)
@@ -183,8 +208,10 @@ def pretrain(out: Path, recipe: Recipe = Recipe(), show_progress: bool = True) -
               "pretraining_tokens": int(len(train_ids)), "tokens_seen": recipe.steps * recipe.batch_size *
               recipe.block_size, "validation_loss_start": first_loss, "validation_loss_end": final_loss,
               "train_loss_end": train_loss, "seconds": round(time.perf_counter() - started, 1)}
-    with writing(f"the {TINY_NEWS} folder {out}", "nothing was written there"):
-        _write_folder(out, model, tokenizer, report)
+    with writing(f"the {TINY_NEWS} folder {out}", "nothing was written there"), staged_folder(out) as staging:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        (staging / "pretrain.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return model.eval(), tokenizer, report
 
 
@@ -204,20 +231,6 @@ def validation_loss(model, ids: torch.Tensor, block_size: int) -> float:
     return total / targets.numel()
 
 
-def _write_folder(out: Path, model, tokenizer, report: dict) -> None:
-    """save_pretrained into a temporary sibling, then one rename: `out` is complete or absent."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
-    try:
-        model.save_pretrained(staging)
-        tokenizer.save_pretrained(staging)
-        (staging / "pretrain.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-        os.rename(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-
-
 def cache_root() -> Path:
     """Where minisumm keeps what it builds: $MINISUMM_CACHE, else ~/.cache/minisumm."""
     return Path(os.environ.get("MINISUMM_CACHE") or "~/.cache/minisumm").expanduser()
@@ -231,12 +244,7 @@ def cached_tiny_news(recipe: Recipe = Recipe()) -> Path:
     check_writable(folder.parent, "The minisumm cache (MINISUMM_CACHE)")  # before minutes of training
     print(f"Building {TINY_NEWS} (first use only, about 3 minutes on 2 CPU cores) into {folder} ...",
           file=sys.stderr, flush=True)
-    try:
-        pretrain(folder, recipe)
-    except MinisummError:
-        if (folder / "config.json").is_file():  # another process finished the same build first
-            return folder
-        raise
+    pretrain(folder, recipe)  # two processes building at once both succeed: the builds are identical
     return folder
 
 
@@ -254,6 +262,7 @@ def main(argv=None) -> int:
                             f"another name).")
     check_writable(out.parent, "--out")
     recipe = Recipe(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Recipe)})
+    recipe.check()
     _, _, report = pretrain(out, recipe, show_progress=not args.no_progress)
     print(f"{TINY_NEWS}: {report['parameters']:,} parameters, validation loss {report['validation_loss_start']:.2f}"
           f" -> {report['validation_loss_end']:.2f} in {report['seconds']:.0f} s; saved in {out}")

@@ -140,6 +140,15 @@ def test_pretrain_cli_refuses_an_existing_folder(tmp_path):
         pretrain.main(["--out", str(tmp_path)])
 
 
+@pytest.mark.parametrize("flags, flag", [(["--steps", "0"], "--steps"), (["--block-size", "4000"], "--block-size"),
+                                         (["--vocab-size", "100"], "--vocab-size"), (["--lr", "nan"], "--lr")])
+def test_pretrain_cli_refuses_a_recipe_that_cannot_train_before_any_work(flags, flag, tmp_path, monkeypatch):
+    monkeypatch.setattr(pretrain, "corpus", lambda *a: pytest.fail("started work on a bad recipe"))
+    with pytest.raises(MinisummError, match=f"{flag} must") as error:
+        pretrain.main(["--out", str(tmp_path / "new"), *flags])
+    assert "\n" not in str(error.value) and not (tmp_path / "new").exists()
+
+
 def test_an_unwritable_cache_is_refused_before_any_training(read_only_dir, monkeypatch):
     monkeypatch.setenv("MINISUMM_CACHE", str(read_only_dir))
     monkeypatch.setattr(pretrain, "pretrain", lambda *a, **k: pytest.fail("trained into a read-only cache"))
