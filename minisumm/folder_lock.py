@@ -29,14 +29,21 @@ def lock_path(folder: Path) -> Path:
 
 @contextlib.contextmanager
 def hold(folder: Path, what: str = "run folder"):
-    """Hold the lock of `folder` (its parent must be writable) for the block; remove it afterwards."""
+    """Hold the lock of `folder` (its parent must be writable) for the block; remove it afterwards, and the
+    folders made to hold it if they are still empty (a run that failed to start leaves no `runs/` behind)."""
     path = lock_path(folder)
+    made = [parent for parent in path.parents if not parent.exists()]  # deepest first
     handle = _acquire(path, what, Path(folder))
     try:
         yield path
     finally:
         path.unlink(missing_ok=True)  # unlink before unlocking: a waiting writer then makes a fresh file
         os.close(handle)
+        for parent in made:
+            try:
+                parent.rmdir()  # only if empty: never anything a run wrote
+            except OSError:
+                break
 
 
 def _acquire(path: Path, what: str, folder: Path) -> int:

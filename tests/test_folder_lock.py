@@ -13,6 +13,7 @@ import pytest
 from minisumm.errors import run_cli
 from minisumm.evaluate_cli import main as evaluate_main
 from minisumm.export import main as export_main
+from minisumm import folder_lock
 from minisumm.folder_lock import lock_path
 from minisumm.train_cli import main as train_main
 from test_checkpoint import saved
@@ -99,3 +100,12 @@ def test_evaluate_and_export_are_refused_while_another_process_writes_their_fold
     exporting = holder(tmp_path / "hf")
     assert run_cli(export_main, [str(run), "--to", "hf", str(tmp_path / "hf")]) == 2
     assert f"pid {exporting.pid} " in one_error(capsys) and not (tmp_path / "hf").exists()
+
+
+def test_folders_made_for_the_lock_are_removed_when_nothing_was_written_in_them(tmp_path):
+    with folder_lock.hold(tmp_path / "runs" / "deep" / "run"):
+        assert (tmp_path / "runs" / "deep").is_dir()
+    assert not (tmp_path / "runs").exists()  # a run that failed to start leaves no runs/ behind
+    with folder_lock.hold(tmp_path / "runs" / "run"):
+        (tmp_path / "runs" / "run").mkdir()
+    assert (tmp_path / "runs" / "run").is_dir() and not list((tmp_path / "runs").glob(".*.lock"))
