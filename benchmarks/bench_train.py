@@ -60,13 +60,15 @@ import torch  # noqa: E402
 from transformers import GPT2Config, GPT2LMHeadModel  # noqa: E402
 
 from minisumm import methods  # noqa: E402
-from minisumm.checkpoint import write_json  # noqa: E402
+from minisumm.tools.checkpoint import write_json  # noqa: E402
 from minisumm.config import METHODS, MethodConfig, RunConfig, TrainConfig  # noqa: E402
 from minisumm.device import autocast, resolve_device, resolve_precision  # noqa: E402
 from minisumm.errors import MinisummError  # noqa: E402
-from minisumm.forward import IGNORE_INDEX, label_loss  # noqa: E402
+from minisumm.batching import IGNORE_INDEX  # noqa: E402
+from minisumm.speedups.labelled_positions import label_loss  # noqa: E402
 from minisumm.model import load_model_and_tokenizer, set_dropout  # noqa: E402
-from minisumm.trainer import make_optimizer, prepare_for_training  # noqa: E402
+from minisumm.trainer import make_optimizer  # noqa: E402
+from minisumm.speedups import prepare_for_training  # noqa: E402
 
 PHASES = ("reference", "minisumm")
 GPT2_CONFIG = "GPT2Config()"  # the model name used when ../shared/gpt2 is absent
@@ -114,7 +116,7 @@ def build(args, device: torch.device, phase: str):
     else:
         model, _ = load_model_and_tokenizer(args.model, random_init=args.random_init)
     if args.dropout is not None:
-        set_dropout(model, args.dropout)  # before the method, as minisumm.checkpoint.build does
+        set_dropout(model, args.dropout)  # before the method, as minisumm.model.build does
     # "vocab" init needs no tokenizer, so every model source gets the same kind of soft prompt
     method_config = MethodConfig(method=args.method, prompt_init="vocab")
     params = methods.apply(model, method_config)

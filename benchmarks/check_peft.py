@@ -2,7 +2,7 @@
 
 PEFT is not a dependency of minisumm, not even of its tests. With PEFT installed (`pip install peft`),
 this trains nothing: it perturbs a LoRA (all of c_attn; q and v plus the extra targets) and a soft prompt on
-tiny-random, exports each with `python -m minisumm.export --to peft`, loads it with
+tiny-random, exports each with `python -m minisumm.tools.export --to peft`, loads it with
 `PeftModel.from_pretrained` onto a fresh base model, and prints the largest logit difference.
 
     python benchmarks/check_peft.py        # measured 2026-11-28 with PEFT 0.21.2: 0.0 for all three
@@ -14,10 +14,11 @@ from pathlib import Path
 import torch
 
 from minisumm import methods
-from minisumm.checkpoint import build, save_checkpoint
+from minisumm.model import build
+from minisumm.tools.checkpoint import save_checkpoint
 from minisumm.config import RunConfig
-from minisumm.export import export
-from minisumm.forward import body
+from minisumm.tools.export import export
+from minisumm.model import body
 from minisumm.model import load_model_and_tokenizer
 
 

@@ -11,7 +11,7 @@ nothing but the disk, and the first failure stops everything with a message nami
     <out>/baseline-lead3/eval/  <out>/baseline-zero-shot/eval/     evaluate.py --baseline
     <out>/test.jsonl                                               the test examples every row is scored on
     <out>/commands.sh                                              every command run, in order
-    <out>/comparison.md (+ PNGs with matplotlib)                   python -m minisumm.compare
+    <out>/comparison.md (+ PNGs with matplotlib)                   python -m minisumm.tools.compare
 
 Same test examples for every row: the runs' test split (from the train flags: data, sizes, seed) is
 written once to test.jsonl and every evaluation, baselines included, scores that file. evaluate.py's
@@ -41,7 +41,7 @@ from 6.84 at step 0 (measured on 2 CPU cores):
 The raised rates are 10 to 20 times the defaults, in the same order (a soft prompt needs the largest rate,
 full fine-tuning the smallest); they apply to tiny-random only, and `--train-args "--lr X"` overrides them.
 
-tiny-news (`minisumm.pretrain`) needs no preset: train.py's defaults (the whole sample, batch 8 x 4, up to
+tiny-news (`minisumm.tiny_news.pretrain`) needs no preset: train.py's defaults (the whole sample, batch 8 x 4, up to
 10 epochs with early stopping) take about a minute per method on 2 CPU cores, and its learning rates are
 train.py's own `config.TINY_NEWS_LR`, chosen on the validation split.
 
@@ -63,11 +63,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from a checkout: find minisumm without installing it
 
-from minisumm import compare, data  # noqa: E402
+from minisumm import data  # noqa: E402
+from minisumm.tools import compare  # noqa: E402
 from minisumm.config import METHODS, RunConfig, from_args  # noqa: E402
 from minisumm.errors import MinisummError, run_cli  # noqa: E402
-from minisumm.evaluate_cli import parser as evaluate_parser  # noqa: E402
-from minisumm.train_cli import parser as train_parser  # noqa: E402
+from minisumm.cli.evaluate import parser as evaluate_parser  # noqa: E402
+from minisumm.cli.train import parser as train_parser  # noqa: E402
 
 BASELINES = ("lead3", "zero-shot")
 QUICK_TRAIN = ["--train-size", "160", "--validation-size", "40", "--test-size", "40", "--max-length", "256",

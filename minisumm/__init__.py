@@ -2,6 +2,6 @@
 
 __version__ = "0.1.0"
 
-from minisumm.checkpoint import load_checkpoint  # noqa: E402  (needs __version__ above)
+from minisumm.model import load_checkpoint  # noqa: E402  (needs __version__ above)
 
 __all__ = ["__version__", "load_checkpoint"]

@@ -30,7 +30,7 @@ import warnings
 
 import torch
 
-from minisumm import token_cache
+from minisumm.tools import token_cache
 from minisumm.config import DataConfig
 from minisumm.data import SPLITS, Example, Splits, describe_source, load_splits
 from minisumm.errors import WRITE_ERRORS, MinisummError

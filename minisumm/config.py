@@ -25,7 +25,7 @@ METHODS = ("prompt", "lora", "last-layers", "full")
 #   practice; Hugging Face's run_clm default is 5e-5).
 DEFAULT_LR = {"prompt": 3e-2, "lora": 2e-4, "last-layers": 1e-4, "full": 5e-5}
 
-# The same, for `--model tiny-news` (minisumm.pretrain): a 1M-parameter model fine-tuned for ~100 steps on
+# The same, for `--model tiny-news` (minisumm.tiny_news.pretrain): a 1M-parameter model fine-tuned for ~100 steps on
 # 320 stories moves far less per step at GPT-2's rates. Chosen on the sample's validation split (never the
 # test split), each 10-30x its GPT-2 rate, in the same order: a soft prompt needs the largest rate, full
 # fine-tuning the smallest. `--lr` overrides them.

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from minisumm.config import DataConfig
-from minisumm.data_files import SUPPORTED, check_file, read_rows
-from minisumm.errors import MinisummError
+from minisumm.tools.data_files import SUPPORTED, check_file, read_rows
+from minisumm.errors import MinisummError, first_line
 
 SPLITS = ("train", "validation", "test")
 CNN_DAILYMAIL = ("abisee/cnn_dailymail", "3.0.0")
@@ -112,7 +112,7 @@ def describe_source(data_cfg: DataConfig, seed: int) -> str:
 def _load_cnn_dailymail(splits, sizes, seed) -> dict[str, list[Example]]:
     import datasets  # imported here: it takes a second and only this source needs it
 
-    from minisumm import hub
+    from minisumm.tools import hub
 
     name, config = CNN_DAILYMAIL
     if not hub.reachable():
@@ -124,7 +124,7 @@ def _load_cnn_dailymail(splits, sizes, seed) -> dict[str, list[Example]]:
         dataset = datasets.load_dataset(name, config)
     except Exception as error:  # hub failures arrive as OSError, ConnectionError, HTTP errors, ...
         raise MinisummError(
-            f"The CNN/DailyMail dataset ({name} {config}) could not be downloaded ({_first_line(error)}); "
+            f"The CNN/DailyMail dataset ({name} {config}) could not be downloaded ({first_line(error)}); "
             f"offline, use --data sample, a local .jsonl/.json/.csv file (--data FILE), or HF_HUB_OFFLINE=1 "
             f"with a Hugging Face cache that already holds the dataset.") from None
     loaded = {}
@@ -200,8 +200,3 @@ def _subset(items: list, size: int | None, seed: int, split: str) -> list:
         return items
     chosen = sorted(random.Random(f"{seed}-{split}").sample(range(len(items)), size))
     return [items[i] for i in chosen]
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip().splitlines()
-    return text[0][:200] if text else type(error).__name__

@@ -4,7 +4,7 @@ Every mistake a user can make (a bad path, a missing field, an incompatible chec
 is raised as `MinisummError` with one sentence that says what was wrong and what to do. The CLIs print
 that sentence and exit with status 2, never a traceback from deep inside a library. A failed write (a full
 disk, a read-only folder) becomes such a sentence through `writing(...)`; Ctrl-C and SIGTERM end a CLI with
-one line and status 130 or 143 (`Interrupted`, raised by `minisumm.interrupt`).
+one line and status 130 or 143 (`Interrupted`, raised by `minisumm.tools.interrupt`).
 """
 
 from __future__ import annotations
@@ -47,6 +47,12 @@ def writing(what: str, kept: str = "nothing there was changed"):
     except WRITE_ERRORS as error:
         reason = getattr(error, "strerror", None) or _io_message(str(error))
         raise MinisummError(f"Could not write {what} ({reason}); {kept}.") from None
+
+
+def first_line(error: Exception) -> str:
+    """The first line of an exception's message (libraries' messages can run to pages), at most 200 characters."""
+    text = str(error).strip().splitlines()
+    return text[0][:200] if text else type(error).__name__
 
 
 def _io_message(text: str) -> str:

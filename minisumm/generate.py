@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from transformers import DynamicCache
 
 from minisumm.errors import MinisummError
-from minisumm.forward import body
+from minisumm.model import body
 
 
 def generate(model, prompts: list[list[int]], *, eos_id: int, pad_id: int, max_new_tokens: int = 128,

@@ -1,4 +1,4 @@
-"""Evaluation numbers: validation loss and perplexity, ROUGE with bootstrap intervals, and the lead-3 baseline.
+"""ROUGE with bootstrap intervals, and the lead-3 baseline (the evaluation loss is `minisumm.loss`).
 
 ROUGE (Lin 2004) is computed by Google's `rouge-score` package, the implementation behind published CNN/DM
 tables: `RougeScorer(["rouge1", "rouge2", "rougeL", "rougeLsum"], use_stemmer=True)`, F-measures × 100,
@@ -15,15 +15,11 @@ set) is the baseline every CNN/DM model has to beat.
 
 from __future__ import annotations
 
-import math
 import re
 
 import numpy as np
-import torch
 
-from minisumm.device import autocast
 from minisumm.errors import MinisummError
-from minisumm.forward import label_loss
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 
@@ -127,49 +123,3 @@ def rouge_scores(predictions: list[str], references: list[str], *, bootstrap: bo
                 result[name][bound] = 100 * float(getattr(intervals[name], bound).fmeasure)
     result["per_example"] = per_example
     return result
-
-
-def loss_totals(model, batches, device: torch.device | str, precision: str = "fp32"
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Summed next-token loss over every label token of `batches`, and how many tokens that was.
-
-    `batches` yields dicts of CPU tensors `input_ids`, `attention_mask`, `labels` (B, T), labels -100 where no
-    loss is taken. Sums rather than a mean, so that a caller can add them up across processes. `precision`
-    picks autocast on the device ("bf16", "fp16") or none ("fp32"). The model runs in eval mode (no dropout)
-    and is put back in the mode it was in.
-    """
-    if precision not in ("fp32", "bf16", "fp16"):
-        raise MinisummError(f"Unknown precision {precision!r} for evaluation; choose fp32, bf16 or fp16.")
-    device = torch.device(device)
-    was_training = model.training
-    model.eval()
-    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-    tokens = torch.zeros((), dtype=torch.long, device=device)
-    try:
-        with torch.no_grad(), autocast(device, precision):
-            for batch in batches:
-                batch_loss, batch_tokens = label_loss(model, batch["input_ids"].to(device),
-                                                      batch["attention_mask"].to(device), batch["labels"].to(device))
-                loss_sum += batch_loss.double()
-                tokens += batch_tokens
-    finally:
-        model.train(was_training)
-    return loss_sum, tokens
-
-
-def evaluation_loss(model, batches, device: torch.device | str, precision: str = "fp32") -> dict:
-    """Mean next-token loss over every label token of `batches`, its perplexity, and the token count.
-
-    Each batch's summed loss is added up and divided by the total label count once, so every token weighs
-    the same whatever its batch (a mean of per-batch means would over-weight short summaries).
-    """
-    loss_sum, tokens = loss_totals(model, batches, device, precision)
-    return loss_from_totals(float(loss_sum), int(tokens))
-
-
-def loss_from_totals(loss_sum: float, n_tokens: int) -> dict:
-    if n_tokens == 0:
-        raise MinisummError("The evaluation batches hold no label tokens, so there is no loss to report; check "
-                            "that the validation split is not empty and that its summaries were not cut away.")
-    loss = loss_sum / n_tokens
-    return {"loss": loss, "perplexity": math.exp(min(loss, 700.0)), "tokens": n_tokens}

@@ -1,15 +1,19 @@
-"""Load GPT-2 and its tokenizer: from the hub, from a local folder, or a tiny random one for offline work.
+"""GPT-2 as minisumm uses it: load it, apply a method, and run its forward pass with a soft prompt in front.
 
-`load_model_and_tokenizer(name, random_init=False)` accepts
-- a Hugging Face hub id (default `gpt2`, the 124M GPT-2 small of Radford et al. 2019);
-- a local folder in `save_pretrained` layout;
-- a folder with a config and tokenizer but no weights, only with `random_init=True` (never silently random);
-- `tiny-random`: a 2-layer, 2-head, 64-wide GPT-2 (512 positions) with seeded random weights and a byte-level tokenizer
-  built in code (256 byte tokens + `<|endoftext|>`), so tests need no files and no network;
-- `tiny-news`: a 4-layer, 128-wide GPT-2 pretrained here on invented news (`minisumm.pretrain`), built into
-  minisumm's cache on first use: the offline model on which fine-tuning visibly learns.
+    load_model_and_tokenizer(name)  → (GPT2LMHeadModel, tokenizer)   hub id, local folder, tiny-news, tiny-random
+    build(config)                   → (model, tokenizer, trainable parameters, config as built)
+    load_checkpoint(path)           → (model, tokenizer, config)      a trained run, ready for inference
+    body(model, ids, mask, cache)   → hidden states                   the forward pass every path shares
 
-The padding token is EOS, as GPT-2 has none; the data pipeline keeps one real EOS label per example.
+The forward pass:
+
+    token ids ──wte──► embeddings ──(soft prompt in front, if the model carries one)──► + wpe(positions)
+              ──► GPT-2 blocks ──► ln_f ──► hidden states of the real tokens
+
+Positions count real tokens only, `position_ids = attention_mask.cumsum(-1) - 1`, so a left-padded prompt
+and a right-padded training example give each token the position it would have alone. A soft prompt's P
+vectors take positions 0…P-1 and the text starts at P. The loss (`minisumm.loss`) and the decoder
+(`minisumm.generate`) both go through `body`.
 """
 
 from __future__ import annotations
@@ -17,120 +21,45 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from transformers import AutoConfig, AutoTokenizer, GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerBase
 
-from minisumm.errors import MinisummError
+from minisumm import methods
+from minisumm.config import RunConfig
+from minisumm.tools.loading import load_model_and_tokenizer
 
-TINY_RANDOM = "tiny-random"
-TINY_NEWS = "tiny-news"
-TINY_SEED = 1234
-EOS = "<|endoftext|>"
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
-PICKLED_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json")  # never loaded: unpickling runs code
+__all__ = ["load_model_and_tokenizer", "build", "load_checkpoint", "set_dropout", "positions_from_mask", "embed",
+           "body"]
 
 
-def byte_level_tokenizer() -> PreTrainedTokenizerBase:
-    """A GPT-2-style byte-level tokenizer with no merges: one token per UTF-8 byte, plus EOS (id 256).
+def build(config: RunConfig):
+    """Base model + tokenizer + the method applied: `(model, tokenizer, trainable parameters, config)`.
 
-    It round-trips any text exactly and saves with `save_pretrained` like any Hugging Face tokenizer.
+    The returned config is a copy of `config` as built: its `data.max_length` is lowered to the model's
+    positions when it asks for more (tiny-random has 512). The caller's config is left as it was.
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())  # 256 printable stand-ins for the 256 bytes
-    vocab = {symbol: index for index, symbol in enumerate(alphabet)}
-    vocab[EOS] = len(vocab)
-    backend = Tokenizer(models.BPE(vocab=vocab, merges=[]))
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    backend.decoder = decoders.ByteLevel()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token=EOS, bos_token=EOS, unk_token=EOS)
-    tokenizer.model_max_length = 512
-    return tokenizer
+    model, tokenizer = load_model_and_tokenizer(config.model.model, random_init=config.model.random_init)
+    config = RunConfig.from_dict(config.to_dict())  # a copy: the caller's settings stay the caller's
+    if config.data.max_length > model.config.n_positions:
+        config.data.max_length = model.config.n_positions  # a model with fewer positions caps the layout
+        config.validate()
+    if config.model.dropout is not None:
+        set_dropout(model, config.model.dropout)
+    trainable = methods.apply(model, config.method, tokenizer=tokenizer)
+    return model, tokenizer, trainable, config
 
 
-def tiny_random_config(vocab_size: int = 257) -> GPT2Config:
-    """2 layers, 2 heads, 64 wide, 512 positions (its byte-level tokens make the sample's stories ~800 long;
-    512 keeps their leads, where the highlighted facts are, and halves the demo's step time). Weights drawn
-    10x wider than GPT-2's (std 0.2, not 0.02): at 0.02 a model this small has near-uniform logits that only
-    training the tied embedding can sharpen, so prompt tuning, LoRA and last-layers could not show that they
-    learn anything. No attention dropout: without it every attention call runs PyTorch's fused SDPA kernel,
-    the fastest there is on CPU."""
-    return GPT2Config(vocab_size=vocab_size, n_positions=512, n_embd=64, n_layer=2, n_head=2,
-                      bos_token_id=vocab_size - 1, eos_token_id=vocab_size - 1, initializer_range=0.2,
-                      attn_pdrop=0.0)
+def load_checkpoint(path: str | Path):
+    """`(model, tokenizer, config)` ready for inference from a run folder or its `best/` or `last/`."""
+    from minisumm.tools import checkpoint
+
+    folder = checkpoint.resolve(path)
+    config = checkpoint.read_config(folder)
+    weights = checkpoint.read_tensors(folder / checkpoint.WEIGHTS)
+    model, tokenizer, _, config = build(config)
+    methods.load_trainable_state_dict(model, weights)
+    return model.eval(), tokenizer, config
 
 
-def _random_model(config: GPT2Config) -> GPT2LMHeadModel:
-    """Build from a config with seeded weights: the same weights on every call, the caller's RNG untouched."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(TINY_SEED)
-        return GPT2LMHeadModel(config)
-
-
-def load_model_and_tokenizer(name: str = "gpt2", random_init: bool = False
-                             ) -> tuple[GPT2LMHeadModel, PreTrainedTokenizerBase]:
-    """Return a GPT-2 language model (eval mode, fp32) and its tokenizer, with pad = EOS."""
-    if name == TINY_RANDOM:
-        tokenizer = byte_level_tokenizer()
-        model = _random_model(tiny_random_config(len(tokenizer)))
-    elif name == TINY_NEWS:
-        from minisumm.pretrain import cached_tiny_news
-
-        tokenizer, model = _load_local(cached_tiny_news(), random_init)
-    elif Path(name).is_dir():
-        tokenizer, model = _load_local(Path(name), random_init)
-    elif Path(name).exists() or name.startswith((".", "/", "~")) or name.count("/") > 1:
-        raise MinisummError(f"Model folder {name} does not exist (or is not a folder); give a hub id like "
-                            f"'gpt2', a local save_pretrained folder, 'tiny-news' or 'tiny-random'.")
-    else:
-        tokenizer, model = _load_hub(name, random_init)
-    _check_gpt2(model.config, name)
-    if len(tokenizer) > model.config.vocab_size:
-        raise MinisummError(f"The tokenizer of {name} has {len(tokenizer):,} tokens but the model's vocabulary "
-                            f"has {model.config.vocab_size:,}: they do not belong together; use the tokenizer "
-                            f"saved with the model.")
-    tokenizer.pad_token = tokenizer.eos_token
-    model.config.pad_token_id = tokenizer.eos_token_id
-    if model.generation_config is not None:
-        model.generation_config.pad_token_id = tokenizer.eos_token_id
-    return model.float().eval(), tokenizer
-
-
-def enable_activation_checkpointing(model: GPT2LMHeadModel) -> None:
-    """Keep only each block's input in the forward pass and recompute the rest in the backward pass
-    (Chen et al. 2016): activation memory per block drops to one (B, T, C) tensor, for ~30% more compute.
-
-    transformers' call also hooks the input embedding so that its output requires grad (for adapters under
-    reentrant checkpointing). We remove that hook: non-reentrant checkpointing reaches trainable weights
-    without it, and with it last-layers training would backpropagate through, and recompute, every frozen
-    block below the trained ones (2.3x the step time and more memory than no checkpointing at all).
-    Frozen blocks whose input needs no gradient keep nothing for the backward pass either way."""
-    model.activation_checkpointing_enable({"use_reentrant": False})
-    model.disable_input_require_grads()
-
-
-class TanhGELU(torch.nn.Module):
-    """GPT-2's activation, "gelu_new" = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) (Hendrycks & Gimpel 2016),
-    as PyTorch's one fused kernel `F.gelu(x, approximate="tanh")`.
-
-    transformers writes it out in Python ops (NewGELUActivation), and autograd then keeps three
-    intermediate B × T × 3,072 tensors per block besides the input for the backward pass (25 MB each at
-    B=2, T=1,024 in fp32), and more in flight; the fused kernel keeps only its input and runs in one pass.
-    Same function, to float rounding."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.gelu(x, approximate="tanh")
-
-
-def use_fused_gelu(model: GPT2LMHeadModel) -> None:
-    """Give every block's MLP the fused tanh GELU, where the model uses GPT-2's "gelu_new"."""
-    if model.config.activation_function != "gelu_new":
-        return
-    for block in model.transformer.h:
-        block.mlp.act = TanhGELU()
-
-
-def set_dropout(model: GPT2LMHeadModel, p: float) -> None:
+def set_dropout(model, p: float) -> None:
     """Set every dropout of GPT-2 (embedding, attention, residual) to `p`, in the modules and the config."""
     for module in model.modules():
         if isinstance(module, torch.nn.Dropout):
@@ -138,63 +67,37 @@ def set_dropout(model: GPT2LMHeadModel, p: float) -> None:
     model.config.embd_pdrop = model.config.attn_pdrop = model.config.resid_pdrop = p
 
 
-def _load_local(folder: Path, random_init: bool):
-    if not (folder / "config.json").is_file():
-        raise MinisummError(f"Model folder {folder} has no config.json; it should be a save_pretrained folder "
-                            f"(config.json, weights and tokenizer files).")
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(folder)
-    except (OSError, ValueError, TypeError) as error:
-        raise MinisummError(f"Could not load a tokenizer from {folder} ({_first_line(error)}); the folder needs "
-                            f"the tokenizer files that save_pretrained writes.") from None
-    has_weights = any((folder / f).is_file() for f in WEIGHT_FILES)
-    if random_init:
-        return tokenizer, _random_model(GPT2Config.from_pretrained(folder))
-    pickled = [name for name in PICKLED_WEIGHTS if (folder / name).is_file()]
-    if not has_weights and pickled:
-        raise MinisummError(f"Model folder {folder} holds its weights only as {pickled[0]}, a pickle file that "
-                            f"minisumm never loads (unpickling can run code); convert it once, in a Python you "
-                            f"trust, to safetensors: python -c \"from transformers import GPT2LMHeadModel; "
-                            f"GPT2LMHeadModel.from_pretrained('{folder}').save_pretrained('{folder}')\" (this "
-                            f"writes model.safetensors beside it).")
-    if not has_weights:
-        raise MinisummError(f"Model folder {folder} has a config and tokenizer but no weights; pass "
-                            f"--random-init to build it with random weights (for speed and memory "
-                            f"measurements only), or point to a folder with model.safetensors.")
-    try:
-        model = GPT2LMHeadModel.from_pretrained(folder, use_safetensors=True)
-    except (OSError, ValueError, RuntimeError) as error:
-        raise MinisummError(f"Could not load the weights in {folder} ({_first_line(error)}); the files may be "
-                            f"corrupt or from another model.") from None
-    return tokenizer, model
+def positions_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
+    """(B, T) mask of 1 for real tokens → (B, T) positions counting real tokens only (padding gets 0)."""
+    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
 
 
-def _load_hub(name: str, random_init: bool):
-    from minisumm import hub
+def embed(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, with_prompt: bool = True):
+    """Token embeddings (B, T, C), with the model's soft prompt in front when it has one (and `with_prompt`).
 
-    cache_only = {"local_files_only": not hub.reachable()}  # offline: the local cache or a clear error, fast
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(name, **cache_only)
-        if random_init:
-            config = AutoConfig.from_pretrained(name, **cache_only)
-            _check_gpt2(config, name)
-            return tokenizer, _random_model(config)
-        return tokenizer, GPT2LMHeadModel.from_pretrained(name, **cache_only)
-    except MinisummError:
-        raise
-    except Exception as error:  # hub errors come as OSError, HTTP and connection errors of several libraries
-        raise MinisummError(
-            f"Model {name!r} could not be downloaded from the Hugging Face hub and is not in the local cache "
-            f"({_first_line(error)}); offline, use a local save_pretrained folder (--model PATH), "
-            f"--model tiny-news, or HF_HUB_OFFLINE=1 with a cache that already holds {name!r}.") from None
+    Returns `(embeds, attention_mask, P)`: (B, P+T, C), the mask (B, P+T) and the prompt's length P (0 without).
+    """
+    embeds = model.transformer.wte(input_ids)  # (B, T, C)
+    soft_prompt = getattr(model, "soft_prompt", None)
+    if soft_prompt is None or not with_prompt:
+        return embeds, attention_mask, 0
+    embeds, attention_mask = soft_prompt.prepend(embeds, attention_mask)  # (B, P+T, C), (B, P+T)
+    return embeds, attention_mask, soft_prompt.length
 
 
-def _check_gpt2(config, name: str) -> None:
-    if getattr(config, "model_type", None) != "gpt2":
-        raise MinisummError(f"{name} is a {getattr(config, 'model_type', 'unknown')!r} model; minisumm "
-                            f"fine-tunes GPT-2 models only (model_type 'gpt2').")
+def body(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, cache=None,
+         position_ids: torch.Tensor | None = None):
+    """Run GPT-2's transformer on `input_ids` (B, T), soft prompt included when the model has one.
 
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip().splitlines()
-    return text[0][:200] if text else type(error).__name__
+    Returns `(hidden, attention_mask, cache)`: `hidden` (B, T, C) for the T given tokens only (the soft
+    prompt's outputs are dropped), the attention mask over everything now in the cache (prompt included),
+    and the KV cache when one was passed in (None otherwise). The soft prompt goes in with the first
+    chunk only, when the cache is still empty; later chunks continue from the cache.
+    """
+    first_chunk = cache is None or cache.get_seq_length() == 0
+    embeds, attention_mask, prefix = embed(model, input_ids, attention_mask, with_prompt=first_chunk)
+    if prefix or position_ids is None:
+        position_ids = positions_from_mask(attention_mask)[:, -embeds.shape[1]:]
+    out = model.transformer(inputs_embeds=embeds, attention_mask=attention_mask, position_ids=position_ids,
+                            cache=cache, use_cache=cache is not None)
+    return out.last_hidden_state[:, prefix:], attention_mask, out.cache

@@ -9,7 +9,7 @@ One optimizer step, top to bottom (the order nanoGPT made familiar):
 The loop never asks which method it trains: it receives the model and its trainable parameters from
 `minisumm.methods.apply`. The loss is `forward.label_loss`, which runs the LM head and most of the last
 block at the summary positions only. Two more exact savings are set up once (`prepare_for_training`): on
-CPU, attention with dropout in causal blocks (`minisumm.attention`), and GPT-2's GELU as one fused kernel.
+CPU, attention with dropout in causal blocks (`minisumm.speedups.block_attention`), and GPT-2's GELU as one fused kernel.
 Each micro-batch's summed loss is divided by the label tokens of the whole step (all micro-batches, all
 processes), so k accumulated micro-batches give exactly the gradient of one batch k times larger, and
 DDP's gradient average gives that of one process with the same global batch.
@@ -28,17 +28,18 @@ import torch
 from tqdm.auto import tqdm
 
 from minisumm import batching, distributed, methods
-from minisumm.attention import use_block_attention
-from minisumm.checkpoint import build, folder_size
+from minisumm.model import build
+from minisumm.tools.checkpoint import folder_size
 from minisumm.config import RunConfig
 from minisumm.device import (autocast, peak_memory_mb, reset_peak_memory, resolve_device, resolve_precision,
                              rng_state, set_rng_state)
 from minisumm.errors import MinisummError
-from minisumm.forward import IGNORE_INDEX, label_loss
-from minisumm.interrupt import Interrupt
-from minisumm.metrics import loss_from_totals, loss_totals
-from minisumm.model import enable_activation_checkpointing, use_fused_gelu
-from minisumm.run_folder import RunFolder
+from minisumm.batching import IGNORE_INDEX
+from minisumm.speedups.labelled_positions import label_loss
+from minisumm.tools.interrupt import Interrupt
+from minisumm.loss import loss_from_totals, loss_totals
+from minisumm.speedups import prepare_for_training
+from minisumm.tools.run_folder import RunFolder
 from minisumm.schedule import lr_at
 
 
@@ -96,15 +97,6 @@ def count_label_tokens(batch: dict) -> int:
     return int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
 
 
-def prepare_for_training(model, grad_checkpointing: bool) -> None:
-    """The model as every training run uses it: block attention (CPU with dropout), the fused GELU, and
-    activation checkpointing when asked. Each leaves the loss and gradients as they were."""
-    use_block_attention(model)
-    use_fused_gelu(model)
-    if grad_checkpointing:
-        enable_activation_checkpointing(model)
-
-
 class Trainer:
     """Trains one run into a run folder. `Trainer(config, out).train()` returns the summary dict."""
 
@@ -120,7 +112,8 @@ class Trainer:
         self.state = TrainState()
 
         torch.manual_seed(config.train.seed)  # the method's own initialisation (LoRA A, sampled prompt ids)
-        self.model, self.tokenizer, self.params = build(config)
+        self.model, self.tokenizer, self.params, config = build(config)
+        self.config = config
         self.model.to(self.device)
         prepare_for_training(self.model, config.train.grad_checkpointing)
         self.loss_module = LossModule(self.model)
@@ -271,7 +264,7 @@ class Trainer:
 
     def _validation_loss(self) -> float:
         """The training loss on the validation split: each process sums its share, then all are added."""
-        loss_sum, tokens = loss_totals(self.model, self._val_batches(), self.device, self.precision)
+        loss_sum, tokens = loss_totals(self.model, self._val_batches(), self.device, self.precision, label_loss)
         totals = distributed.all_sum(torch.stack([loss_sum, tokens.double()]), self.dist)
         return loss_from_totals(float(totals[0]), int(totals[1]))["loss"]
 

@@ -31,10 +31,10 @@ sys.path.insert(0, str(ROOT))
 
 from minisumm import distributed  # noqa: E402
 from minisumm.errors import run_cli  # noqa: E402
-from minisumm.train_cli import main  # noqa: E402
+from minisumm.cli.train import main  # noqa: E402
 
 WATCHED = {str(ROOT / "minisumm" / name) for name in
-           ("trainer.py", "metrics.py", "distributed.py", "forward.py", "attention.py")}
+           ("trainer.py", "loss.py", "distributed.py", "speedups/labelled_positions.py", "speedups/block_attention.py")}
 COLLECTIVES = ("all_reduce", "broadcast", "reduce", "all_gather", "all_gather_into_tensor", "reduce_scatter_tensor")
 seen = {"training_device": None, "backend": None, "world_size": None, "collectives": 0}
 

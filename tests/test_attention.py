@@ -4,9 +4,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from minisumm import attention
-from minisumm.attention import CausalDropoutAttention, draw_keep, use_block_attention
-from minisumm.forward import label_loss
+from minisumm.speedups import block_attention as attention
+from minisumm.speedups.block_attention import CausalDropoutAttention, draw_keep, use_block_attention
+from minisumm.speedups.labelled_positions import label_loss
 from minisumm.model import load_model_and_tokenizer
 
 

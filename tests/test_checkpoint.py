@@ -9,7 +9,8 @@ from safetensors.torch import save_file
 
 from conftest import tiny_config
 from minisumm import methods
-from minisumm.checkpoint import FORMAT_VERSION, build, load_checkpoint, save_checkpoint
+from minisumm.tools.checkpoint import FORMAT_VERSION, save_checkpoint
+from minisumm.model import build, load_checkpoint
 from minisumm.errors import MinisummError
 
 
@@ -17,7 +18,7 @@ def saved(tmp_path, method="lora"):
     """A checkpoint folder with non-trivial trainable weights, and the model they came from."""
     config = tiny_config(method, tmp_path)
     torch.manual_seed(0)
-    model, _, params = build(config)
+    model, _, params, _ = build(config)
     with torch.no_grad():
         for p in params:
             p.add_(torch.randn_like(p) * 0.1)

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from minisumm.errors import run_cli
-from minisumm.evaluate_cli import main as evaluate_main
-from minisumm.train_cli import main as train_main
+from minisumm.cli.evaluate import main as evaluate_main
+from minisumm.cli.train import main as train_main
 
 SMALL = ["--model", "tiny-random", "--data", "sample", "--train-size", "24", "--validation-size", "8",
          "--test-size", "6", "--max-length", "160", "--max-summary-tokens", "40", "--batch-size", "4",

@@ -7,10 +7,10 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from minisumm.checkpoint import load_checkpoint
-from minisumm.data_files import read_rows
+from minisumm.model import load_checkpoint
+from minisumm.tools.data_files import read_rows
 from minisumm.errors import MinisummError, run_cli
-from minisumm.train_cli import main as train_main
+from minisumm.cli.train import main as train_main
 from test_checkpoint import saved
 from test_cli import SMALL, records
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from minisumm import compare
+from minisumm.tools import compare
 from minisumm.errors import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -202,7 +202,7 @@ def test_without_matplotlib_plots_are_skipped_with_a_hint(runs, with_plots, caps
 
 def test_module_runs_as_a_script(runs):
     # a baseline alone has nothing to plot, which keeps this check quick even with matplotlib installed
-    result = subprocess.run([sys.executable, "-m", "minisumm.compare", str(runs / "baseline-lead3")], cwd=ROOT,
+    result = subprocess.run([sys.executable, "-m", "minisumm.tools.compare", str(runs / "baseline-lead3")], cwd=ROOT,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "| baseline-lead3 | lead3 (baseline) |" in result.stdout
     assert (runs / "comparison.md").is_file()
@@ -218,7 +218,7 @@ def load_run_all():
 
 def test_run_all_user_flags_override_the_preset():
     run_all = load_run_all()
-    from minisumm.train_cli import parser
+    from minisumm.cli.train import parser
 
     args = run_all.parser().parse_args(["--model", "tiny-random", "--data", "sample"])
     args.quick = True

@@ -4,8 +4,8 @@ import pytest
 
 from minisumm.config import RunConfig
 from minisumm.errors import MinisummError
-from minisumm.train_cli import main as train_main
-from minisumm.train_cli import parser
+from minisumm.cli.train import main as train_main
+from minisumm.cli.train import parser
 
 
 def test_round_trip_through_dict():

@@ -10,7 +10,7 @@ from minisumm import device as device_module
 from minisumm.device import (low_precision_dtype, peak_memory_mb, reset_peak_memory, resolve_precision, rng_state,
                              set_rng_state)
 from minisumm.errors import run_cli
-from minisumm.evaluate_cli import main as evaluate_main
+from minisumm.cli.evaluate import main as evaluate_main
 from minisumm.trainer import Trainer
 
 CPU = torch.device("cpu")

@@ -10,11 +10,11 @@ from rouge_score import rouge_scorer
 
 from minisumm.config import DataConfig
 from minisumm.data import load_file
-from minisumm import evaluate_cli, summarize
+from minisumm.cli import evaluate as evaluate_cli, summarize
 from minisumm.errors import run_cli
-from minisumm.evaluate_cli import main as evaluate_main
+from minisumm.cli.evaluate import main as evaluate_main
 from minisumm.metrics import lead3, split_sentences
-from minisumm.summarize import main as summarize_main
+from minisumm.cli.summarize import main as summarize_main
 from test_checkpoint import saved
 
 
@@ -88,7 +88,7 @@ def test_undecodable_stdin_is_refused_before_the_model_loads(tmp_path, capsys, m
 
 def test_an_unwritable_out_is_refused_before_decoding(tmp_path, capsys, monkeypatch, read_only_dir):
     folder, _ = saved(tmp_path, "lora")
-    monkeypatch.setattr(evaluate_cli.checkpoint, "load_checkpoint", lambda *a: pytest.fail("the model was loaded"))
+    monkeypatch.setattr(evaluate_cli, "load_checkpoint", lambda *a: pytest.fail("the model was loaded"))
     (tmp_path / "a-file").write_text("mine")
     for out in (tmp_path / "a-file", read_only_dir, read_only_dir / "eval"):
         assert run_cli(evaluate_main, [str(folder), "--out", str(out)]) == 2

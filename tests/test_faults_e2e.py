@@ -16,8 +16,8 @@ import torch
 from safetensors.torch import load_file
 
 from minisumm.errors import run_cli
-from minisumm.evaluate_cli import main as evaluate_main
-from minisumm.train_cli import main as train_main
+from minisumm.cli.evaluate import main as evaluate_main
+from minisumm.cli.train import main as train_main
 from test_cli import SMALL
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # Runs train.py's main with the checkpoint swap patched to SIGKILL the process at save number `nth`.
 KILL_DURING_SAVE = r"""
 import os, signal, sys
-from minisumm import checkpoint
-from minisumm.train_cli import main
+from minisumm.tools import checkpoint
+from minisumm.cli.train import main
 
 point, nth = sys.argv[1], int(sys.argv[2])
 real_swap, real_rename, saves = checkpoint.swap_in, os.rename, []

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from minisumm.errors import run_cli
-from minisumm.evaluate_cli import main as evaluate_main
-from minisumm.export import main as export_main
-from minisumm import folder_lock
-from minisumm.folder_lock import lock_path
-from minisumm.train_cli import main as train_main
+from minisumm.cli.evaluate import main as evaluate_main
+from minisumm.tools.export import main as export_main
+from minisumm.tools import folder_lock
+from minisumm.tools.folder_lock import lock_path
+from minisumm.cli.train import main as train_main
 from test_checkpoint import saved
 from test_cli import SMALL
 
@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 HOLD = """
 import sys, time
 from pathlib import Path
-from minisumm.folder_lock import hold
+from minisumm.tools.folder_lock import hold
 with hold(Path(sys.argv[1])):
     print("held", flush=True)
     time.sleep(120)

@@ -5,7 +5,8 @@ import torch
 
 from minisumm import methods
 from minisumm.config import MethodConfig
-from minisumm.forward import body, label_loss, labelled_hidden, positions_from_mask
+from minisumm.model import body, positions_from_mask
+from minisumm.speedups.labelled_positions import label_loss, labelled_hidden
 from minisumm.model import load_model_and_tokenizer
 
 

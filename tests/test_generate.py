@@ -14,7 +14,8 @@ from minisumm.generate import (_beam_search, decode_texts, generate, left_pad, r
                                summarize)
 from transformers import GPT2LMHeadModel
 
-from minisumm.model import load_model_and_tokenizer, tiny_random_config
+from minisumm.model import load_model_and_tokenizer
+from minisumm.tools.loading import tiny_random_config
 
 NEVER = 256  # the tiny model's real EOS: the lively model never produces it in these tests
 LENGTHS = (5, 12, 9, 20, 3, 7)

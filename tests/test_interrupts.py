@@ -13,8 +13,8 @@ import pytest
 
 from minisumm import trainer as trainer_module
 from minisumm.errors import run_cli
-from minisumm.folder_lock import lock_path
-from minisumm.train_cli import main as train_main
+from minisumm.tools.folder_lock import lock_path
+from minisumm.cli.train import main as train_main
 from test_cli import SMALL
 from test_overwrite import fake_run, snapshot
 

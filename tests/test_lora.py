@@ -6,8 +6,9 @@ from transformers import GPT2LMHeadModel
 from transformers.pytorch_utils import Conv1D
 
 from minisumm import methods
+from minisumm.tools.peft_format import peft_adapter
 from minisumm.config import MethodConfig
-from minisumm.forward import body
+from minisumm.model import body
 from minisumm.methods.lora import LoRAConv1D, lora_modules
 from minisumm.model import load_model_and_tokenizer
 
@@ -145,7 +146,7 @@ def test_merge_and_unload_returns_a_plain_transformers_model():
 
 def test_peft_export_has_peft_keys_shapes_and_config():
     model, config = tiny_lora("qkv,proj,mlp", rank=4, alpha=8.0)
-    adapter_config, tensors = methods.peft_adapter(model, config, "tiny-random")
+    adapter_config, tensors = peft_adapter(model, config, "tiny-random")
     n = model.config.n_embd
     assert adapter_config["peft_type"] == "LORA" and adapter_config["task_type"] == "CAUSAL_LM"
     assert adapter_config["fan_in_fan_out"] is True and adapter_config["bias"] == "none"
@@ -164,7 +165,7 @@ def test_peft_export_has_peft_keys_shapes_and_config():
 def test_peft_export_of_a_subset_reproduces_the_update_by_hand():
     model, config = tiny_lora("qv,proj", rank=4, alpha=8.0)
     perturb_all(model)
-    adapter_config, tensors = methods.peft_adapter(model, config, "tiny-random")
+    adapter_config, tensors = peft_adapter(model, config, "tiny-random")
     assert adapter_config["rank_pattern"] == {"c_attn": 8} and adapter_config["alpha_pattern"] == {"c_attn": 16.0}
 
     # one layer: x @ W + b + (x @ Aᵀ @ Bᵀ)·α/r from the exported pair equals the wrapper's output

@@ -8,9 +8,12 @@ from safetensors.torch import load_file, save_file
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from minisumm import methods
+from minisumm.tools.peft_format import peft_adapter
 from minisumm.config import MethodConfig
 from minisumm.errors import MinisummError
-from minisumm.forward import IGNORE_INDEX, body, label_loss
+from minisumm.batching import IGNORE_INDEX
+from minisumm.model import body
+from minisumm.speedups.labelled_positions import label_loss
 from minisumm.model import load_model_and_tokenizer
 
 # every method, small enough for the tiny model; "random" prompt init needs no tokenizer
@@ -165,4 +168,4 @@ def test_weight_methods_need_no_merge_and_have_no_peft_adapter(name):
     assert methods.merge_and_unload(model) is model
     assert torch.equal(logits(model, ids), before)
     with pytest.raises(MinisummError, match="not an adapter"):
-        methods.peft_adapter(model, CONFIGS[name], "tiny-random")
+        peft_adapter(model, CONFIGS[name], "tiny-random")

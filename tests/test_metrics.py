@@ -9,7 +9,8 @@ import torch
 from rouge_score import rouge_scorer
 
 from minisumm.errors import MinisummError
-from minisumm.metrics import evaluation_loss, lead3, rouge_scores, split_sentences
+from minisumm.loss import evaluation_loss
+from minisumm.metrics import lead3, rouge_scores, split_sentences
 from minisumm.model import load_model_and_tokenizer
 
 ROUGE = ["rouge1", "rouge2", "rougeL", "rougeLsum"]

@@ -4,9 +4,10 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from minisumm import hub
+from minisumm.tools import hub
 from minisumm.errors import MinisummError
-from minisumm.model import byte_level_tokenizer, load_model_and_tokenizer
+from minisumm.tools.loading import byte_level_tokenizer
+from minisumm.model import load_model_and_tokenizer
 
 
 def test_tiny_random_is_the_same_model_every_call_and_leaves_the_rng_alone():
@@ -89,7 +90,7 @@ def test_unknown_hub_id_without_network_is_one_sentence_listing_offline_choices(
 def test_fused_gelu_is_gpt2s_gelu_new_and_saves_nothing_but_its_input():
     from transformers.activations import NewGELUActivation
 
-    from minisumm.model import TanhGELU, use_fused_gelu
+    from minisumm.speedups.fused_gelu import TanhGELU, use_fused_gelu
     x = (torch.randn(64, 3072) * 3).requires_grad_()
     saved = []
     with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):

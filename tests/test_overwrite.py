@@ -6,10 +6,10 @@ import json
 import pytest
 
 from conftest import tiny_config
-from minisumm import checkpoint
+from minisumm.tools import checkpoint
 from minisumm.errors import run_cli
-from minisumm.export import main as export_main
-from minisumm.train_cli import main as train_main
+from minisumm.tools.export import main as export_main
+from minisumm.cli.train import main as train_main
 from test_checkpoint import saved
 from test_cli import SMALL
 

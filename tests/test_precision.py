@@ -15,8 +15,8 @@ from conftest import tiny_config
 from minisumm import methods
 from minisumm.config import MethodConfig
 from minisumm.errors import run_cli
-from minisumm.evaluate_cli import main as evaluate_main
-from minisumm.forward import label_loss
+from minisumm.cli.evaluate import main as evaluate_main
+from minisumm.speedups.labelled_positions import label_loss
 from minisumm.model import load_model_and_tokenizer
 from minisumm.trainer import Trainer, optimizer_step
 

@@ -5,9 +5,10 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from minisumm import methods
+from minisumm.tools.peft_format import peft_adapter
 from minisumm.config import MethodConfig
 from minisumm.errors import MinisummError
-from minisumm.forward import body
+from minisumm.model import body
 from minisumm.methods.prompt import SoftPrompt
 from minisumm.model import load_model_and_tokenizer
 
@@ -118,7 +119,7 @@ def test_prefix_tokens_counts_the_prompt_only():
 
 def test_peft_export_of_the_soft_prompt():
     model, _, config = tiny_prompt("text", "ab")
-    adapter_config, tensors = methods.peft_adapter(model, config, "tiny-random")
+    adapter_config, tensors = peft_adapter(model, config, "tiny-random")
     assert adapter_config["peft_type"] == "PROMPT_TUNING" and adapter_config["task_type"] == "CAUSAL_LM"
     assert adapter_config["num_virtual_tokens"] == P and adapter_config["token_dim"] == model.config.n_embd
     assert adapter_config["num_transformer_submodules"] == 1 and adapter_config["num_layers"] == 2

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from minisumm.checkpoint import load_checkpoint
+from minisumm.model import load_checkpoint
 from minisumm.errors import MinisummError
 from minisumm.trainer import Trainer
 from test_checkpoint import saved

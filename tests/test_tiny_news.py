@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from conftest import tiny_config
-from minisumm import pretrain, synthetic_news
+from minisumm.tiny_news import pretrain, synthetic_news
 from minisumm.config import METHODS, TINY_NEWS_LR
 from minisumm.data import SAMPLE_DIR
 from minisumm.errors import MinisummError

@@ -11,11 +11,12 @@ from transformers import GPT2Config, GPT2LMHeadModel
 
 from conftest import tiny_config
 from minisumm import methods, trainer as trainer_module
-from minisumm.checkpoint import config_record, read_config
+from minisumm.tools.checkpoint import config_record, read_config
 from minisumm.config import MethodConfig
 from minisumm.errors import MinisummError
-from minisumm.forward import label_loss
-from minisumm.model import enable_activation_checkpointing, load_model_and_tokenizer
+from minisumm.speedups.labelled_positions import label_loss
+from minisumm.speedups import enable_activation_checkpointing
+from minisumm.model import load_model_and_tokenizer
 from minisumm.trainer import Trainer, make_optimizer
 
 

@@ -13,8 +13,10 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import tiny_config
-from minisumm import checkpoint, trainer as trainer_module
-from minisumm.checkpoint import load_checkpoint, read_config
+from minisumm import trainer as trainer_module
+from minisumm.tools import checkpoint
+from minisumm.model import load_checkpoint
+from minisumm.tools.checkpoint import read_config
 from minisumm.errors import MinisummError
 from minisumm.trainer import Trainer
 

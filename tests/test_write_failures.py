@@ -13,13 +13,14 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-import minisumm.atomic
+import minisumm.tools.atomic
 from conftest import fill, tiny_config
-from minisumm import batching, checkpoint, compare, trainer as trainer_module
+from minisumm import batching, trainer as trainer_module
+from minisumm.tools import checkpoint, compare
 from minisumm.errors import run_cli
-from minisumm.export import main as export_main
+from minisumm.tools.export import main as export_main
 from minisumm.model import load_model_and_tokenizer
-from minisumm.train_cli import main as train_main
+from minisumm.cli.train import main as train_main
 from test_checkpoint import saved
 from test_cli import SMALL
 from test_compare import write_run
@@ -115,7 +116,7 @@ def test_injected_full_disk_for_json_and_log_writes(tmp_path, monkeypatch, capsy
     def no_space(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(minisumm.atomic.os, "fsync", no_space)
+    monkeypatch.setattr(minisumm.tools.atomic.os, "fsync", no_space)
     for write in (lambda: trainer.run.write_summary({"steps": 1}), lambda: trainer.run.create()):
         assert run_cli(lambda argv: write(), []) == 2
         one_error_line(capsys)

@@ -26,10 +26,9 @@ from minisumm.errors import MinisummError
 from minisumm.methods.last_layers import unfreeze_all, unfreeze_last_layers
 from minisumm.methods.lora import LoRAConv1D, add_lora, lora_modules, unwrap
 from minisumm.methods.prompt import SoftPrompt, add_soft_prompt
-from minisumm.methods.peft_format import peft_adapter
 
 __all__ = ["apply", "prefix_tokens", "trainable_state_dict", "load_trainable_state_dict", "merge", "unmerge",
-           "merge_and_unload", "peft_adapter", "LoRAConv1D", "SoftPrompt"]
+           "merge_and_unload", "LoRAConv1D", "SoftPrompt"]
 
 
 def apply(model, method_config: MethodConfig, tokenizer=None) -> list[nn.Parameter]:

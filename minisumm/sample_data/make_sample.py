@@ -2,10 +2,10 @@
 
     python minisumm/sample_data/make_sample.py      # rewrites train.jsonl, validation.jsonl, test.jsonl here
 
-The stories come from `minisumm.synthetic_news` with a fixed seed (see it for how they are made). The rows
+The stories come from `minisumm.tiny_news.synthetic_news` with a fixed seed (see it for how they are made). The rows
 look like CNN/DailyMail's (`id`, `article`, `highlights` with one sentence a line), so that every part of
 minisumm runs on them offline. The output is deterministic: the same script always writes the same bytes.
-tiny-news pretraining (`minisumm.pretrain`) draws its articles from another seed and leaves out every
+tiny-news pretraining (`minisumm.tiny_news.pretrain`) draws its articles from another seed and leaves out every
 article written here.
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script from a checkout
 
-from minisumm.synthetic_news import stories  # noqa: E402
+from minisumm.tiny_news.synthetic_news import stories  # noqa: E402
 
 SEED = 20240607
 SHARES = {"train": 320, "validation": 40, "test": 40}

@@ -2,7 +2,7 @@
 
     <out>/config.json   <out>/best/   <out>/last/   <out>/metrics.jsonl   <out>/summary.json   <out>/eval/
 
-Only the main process writes, and train.py holds the folder's lock (`minisumm.folder_lock`) meanwhile.
+Only the main process writes, and train.py holds the folder's lock (`minisumm.tools.folder_lock`) meanwhile.
 A non-empty folder is refused unless the run resumes it or the user asks to overwrite it, and
 `--overwrite` replaces only a folder that is recognisably a minisumm run (`check_overwrite`): never the
 current folder or one above it, never a folder holding the run's own data or base model. Checkpoint
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import torch
 
-from minisumm import checkpoint
-from minisumm.atomic import check_writable
+from minisumm.tools import checkpoint
+from minisumm.tools.atomic import check_writable
 from minisumm.config import RunConfig
 from minisumm.errors import MinisummError, writing
 

@@ -25,7 +25,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from minisumm import __version__
-from minisumm.atomic import write_json, write_text  # noqa: F401 (write_text: part of this module's API)
+from minisumm.tools.atomic import write_json, write_text  # noqa: F401 (write_text: part of this module's API)
 from minisumm.config import RunConfig
 from minisumm.errors import MinisummError
 
@@ -33,25 +33,6 @@ FORMAT_VERSION = 1
 CONFIG = "config.json"
 WEIGHTS = "weights.safetensors"
 PICKLE_NAMES = ("pytorch_model.bin", "weights.pt", "weights.pth", "model.pt", "checkpoint.pt", "adapter_model.bin")
-
-
-# ---------------------------------------------------------------------------------------------- build
-def build(config: RunConfig):
-    """Base model + tokenizer + the method applied: `(model, tokenizer, trainable parameters)`.
-
-    `config.data.max_length` is lowered to the model's positions when it asks for more (tiny-random has 512).
-    """
-    from minisumm import methods
-    from minisumm.model import load_model_and_tokenizer, set_dropout
-
-    model, tokenizer = load_model_and_tokenizer(config.model.model, random_init=config.model.random_init)
-    if config.data.max_length > model.config.n_positions:
-        config.data.max_length = model.config.n_positions  # a model with fewer positions caps the layout
-        config.validate()
-    if config.model.dropout is not None:
-        set_dropout(model, config.model.dropout)
-    trainable = methods.apply(model, config.method, tokenizer=tokenizer)
-    return model, tokenizer, trainable
 
 
 # ---------------------------------------------------------------------------------------------- write
@@ -176,15 +157,3 @@ def read_tensors(path: Path) -> dict[str, torch.Tensor]:
     except (SafetensorError, OSError, ValueError) as error:
         raise MinisummError(f"{path} is not a readable safetensors file ({str(error)[:120]}); it is truncated, "
                             f"corrupt, or another format (minisumm never unpickles files).") from None
-
-
-def load_checkpoint(path: str | Path):
-    """`(model, tokenizer, config)` ready for inference from a run folder or its `best/` or `last/`."""
-    from minisumm import methods
-
-    folder = resolve(path)
-    config = read_config(folder)
-    weights = read_tensors(folder / WEIGHTS)
-    model, tokenizer, _ = build(config)
-    methods.load_trainable_state_dict(model, weights)
-    return model.eval(), tokenizer, config

@@ -5,7 +5,7 @@ Every flag comes from a field of `minisumm.config` (one help text and one defaul
 steer the loop (`RESUME_FLAGS`: how long, how often to validate and log, where to run) may be given again
 and are recorded in RUN's metrics.jsonl and config.json; a flag that would change the model, method, data
 or optimisation is refused, naming it. The run folder is locked while this process writes it
-(`minisumm.folder_lock`), and Ctrl-C / SIGTERM end the command with one line (`minisumm.interrupt`).
+(`minisumm.tools.folder_lock`), and Ctrl-C / SIGTERM end the command with one line (`minisumm.tools.interrupt`).
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ import time
 from pathlib import Path
 
 from minisumm import config as cfg
-from minisumm import folder_lock
-from minisumm.atomic import check_writable
+from minisumm.tools import folder_lock
+from minisumm.tools.atomic import check_writable
 from minisumm.errors import ArgumentParser, Interrupted, MinisummError, run_cli
-from minisumm.interrupt import raising
+from minisumm.tools.interrupt import raising
 
 # Settings a resumed run may change: they decide how long the loop runs and where, not what it computes.
 RESUME_FLAGS = ("epochs", "max_steps", "patience", "eval_every", "eval_batches", "log_every", "device",
@@ -66,7 +66,7 @@ def given_flags(argv) -> dict:
 
 def resume_config(run: Path, given: dict) -> tuple[cfg.RunConfig, dict]:
     """RUN's stored settings with the loop-steering flags applied, and those flags; refuses the others."""
-    from minisumm.checkpoint import read_config
+    from minisumm.tools.checkpoint import read_config
 
     refused = [name for name in given if name not in (*RESUME_FLAGS, "resume", "no_progress", "out")]
     if "out" in given and Path(given["out"]).resolve() != run.resolve():

@@ -8,7 +8,7 @@
 The model is rebuilt from the checkpoint's own config; LoRA is merged before decoding (no extra cost per
 token); the soft prompt goes into the prefill. Writes `eval/metrics.json` and `eval/predictions.jsonl`
 (id, reference, prediction) in the run folder (or `--out`), and prints a short table. The output folder is
-checked and locked (`minisumm.folder_lock`) before the model loads; if it cannot be written after decoding
+checked and locked (`minisumm.tools.folder_lock`) before the model loads; if it cannot be written after decoding
 (a full disk), the results go to a temporary folder that the error names.
 """
 
@@ -21,13 +21,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from minisumm import batching, checkpoint, data, folder_lock, methods
-from minisumm.atomic import check_writable, write_json, write_text
+from minisumm import batching, data, methods
+from minisumm.tools import checkpoint, folder_lock
+from minisumm.tools.atomic import check_writable, write_json, write_text
 from minisumm.config import DataConfig, ModelConfig, RunConfig
 from minisumm.device import low_precision_dtype, peak_memory_mb, reset_peak_memory, resolve_device, resolve_precision
 from minisumm.errors import WRITE_ERRORS, ArgumentParser, MinisummError, run_cli, writing
 from minisumm.generate import summarize
-from minisumm.metrics import evaluation_loss, lead3, rouge_scores
+from minisumm.loss import evaluation_loss
+from minisumm.model import build, load_checkpoint
+from minisumm.speedups import label_loss
+from minisumm.metrics import lead3, rouge_scores
 
 ROUGE_KEYS = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 
@@ -144,12 +148,12 @@ def _load(args):
         if folder.name.startswith("last") and not Path(args.checkpoint).name.startswith("last"):
             print(f"note: {args.checkpoint} has no best/ checkpoint; evaluating {folder.name}/ (the weights "
                   f"at the last save) instead.", file=sys.stderr)
-        return checkpoint.load_checkpoint(folder)
+        return load_checkpoint(folder)
     config = RunConfig(model=ModelConfig(model=args.model, random_init=args.random_init), data=DataConfig())
     if args.baseline == "lead3":
         return None, None, config
     config.method.method = "full"  # nothing is trained; "full" adds no module to the base model
-    model, tokenizer, _ = checkpoint.build(config)
+    model, tokenizer, _, config = build(config)
     return model.eval(), tokenizer, config
 
 
@@ -176,7 +180,7 @@ def _loss(model, tokenizer, examples, data_cfg, prefix, args, device, precision)
     order = batching.batch_order([len(e["input_ids"]) for e in encoded], args.batch_size, seed=0, epoch=0,
                                  shuffle=False, group_by_length=False)
     batches = (batching.collate([encoded[i] for i in ids], tokenizer.eos_token_id) for ids in order)
-    result = evaluation_loss(model, batches, device, precision)
+    result = evaluation_loss(model, batches, device, precision, label_loss)
     return {"loss": result["loss"], "perplexity": result["perplexity"], "loss_tokens": result["tokens"]}
 
 

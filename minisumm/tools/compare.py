@@ -1,7 +1,7 @@
-"""`python -m minisumm.compare RUN...`: one Markdown table comparing training runs and baselines, plus plots.
+"""`python -m minisumm.tools.compare RUN...`: one Markdown table comparing training runs and baselines, plus plots.
 
-    python -m minisumm.compare runs/*                          # prints the table, writes runs/comparison.md
-    python -m minisumm.compare runs/lora-* runs/baseline-lead3 --out report.md
+    python -m minisumm.tools.compare runs/*                          # prints the table, writes runs/comparison.md
+    python -m minisumm.tools.compare runs/lora-* runs/baseline-lead3 --out report.md
 
 Each argument is a folder:
 - a training run (train.py): `summary.json`, `metrics.jsonl`, and `eval/metrics.json` once evaluate.py ran;
@@ -33,7 +33,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from minisumm.atomic import check_writable, write_text
+from minisumm.tools.atomic import check_writable, write_text
 from minisumm.errors import ArgumentParser, MinisummError, run_cli, writing
 
 DASH = "—"
@@ -328,7 +328,7 @@ def default_out(paths) -> Path:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(prog="python -m minisumm.compare", description=__doc__.split("\n")[0])
+    p = ArgumentParser(prog="python -m minisumm.tools.compare", description=__doc__.split("\n")[0])
     p.add_argument("runs", nargs="*", help="Run folders (train.py) and baseline folders (evaluate.py --baseline).")
     p.add_argument("--out", default=None, help="Markdown file to write, or a folder to write comparison.md in "
                                                "(default: comparison.md in the common parent folder of the runs); "
@@ -353,7 +353,7 @@ def main(argv=None) -> int:
         print(f"note: {note}", file=sys.stderr)
     if not entries:
         raise MinisummError(f"None of the {len(args.runs)} paths given is a run or baseline folder; give folders "
-                            f"written by train.py or evaluate.py, e.g. python -m minisumm.compare runs/*.")
+                            f"written by train.py or evaluate.py, e.g. python -m minisumm.tools.compare runs/*.")
     table = markdown_table(entries)
     print(table)
 

@@ -13,7 +13,7 @@ early.
 
 The same generator feeds three things, kept apart by seed and by an explicit check:
 - the shipped `sample` dataset (`sample_data/make_sample.py`, 400 stories with highlights);
-- `tiny-news` pretraining (`minisumm.pretrain`), which sees articles only: never a highlight and never the
+- `tiny-news` pretraining (`minisumm.tiny_news.pretrain`), which sees articles only: never a highlight and never the
   summary separator, so summarising is learnt by fine-tuning alone, as with GPT-2 and CNN/DailyMail;
 - the tests.
 `check()` asserts that every name and number of each highlight is in its article, and that no highlight is

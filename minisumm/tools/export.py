@@ -1,14 +1,14 @@
-"""`python -m minisumm.export RUN --to {hf,peft} DIR`: hand a trained model to the wider ecosystem.
+"""`python -m minisumm.tools.export RUN --to {hf,peft} DIR`: hand a trained model to the wider ecosystem.
 
 - `--to hf`: a plain transformers model folder (config, model.safetensors, tokenizer): LoRA merged into
   the weights, last-layers and full as trained. `GPT2LMHeadModel.from_pretrained(DIR)` and
   `pipeline("text-generation", model=DIR)` load it without minisumm installed.
 - `--to peft`: for LoRA and prompt tuning, an adapter folder in PEFT's on-disk format
-  (`adapter_config.json` + `adapter_model.safetensors`, see `minisumm.methods.peft_format`) that
+  (`adapter_config.json` + `adapter_model.safetensors`, see `minisumm.tools.peft_format`) that
   `PeftModel.from_pretrained(base_model, DIR)` loads onto the same base model.
 
 The folder is written under a temporary name and renamed into place, with `minisumm_export.json` (what
-it was exported from) beside the model files, while this process holds DIR's lock (`minisumm.folder_lock`).
+it was exported from) beside the model files, while this process holds DIR's lock (`minisumm.tools.folder_lock`).
 An existing non-empty DIR is refused unless `--overwrite`, which replaces only a folder that is
 recognisably an earlier export (it holds `minisumm_export.json`), never the run being exported, its base
 model, or the current folder; a failed write leaves DIR as it was.
@@ -21,12 +21,14 @@ from pathlib import Path
 
 from safetensors.torch import save_file
 
-from minisumm import __version__, folder_lock, methods
-from minisumm.atomic import check_writable, write_json
-from minisumm.checkpoint import load_checkpoint, read_config, resolve, staged_folder
+from minisumm import __version__, methods
+from minisumm.tools import folder_lock
+from minisumm.tools.atomic import check_writable, write_json
+from minisumm.model import load_checkpoint
+from minisumm.tools.checkpoint import read_config, resolve, staged_folder
 from minisumm.errors import ArgumentParser, MinisummError, run_cli, writing
-from minisumm.methods.peft_format import peft_adapter
-from minisumm.run_folder import check_overwrite, run_inputs
+from minisumm.tools.peft_format import peft_adapter
+from minisumm.tools.run_folder import check_overwrite, run_inputs
 
 
 def export_hf(model, tokenizer, folder: Path) -> None:
@@ -75,7 +77,7 @@ def _write(model, tokenizer, config, to: str, out: Path, provenance: dict) -> No
 
 
 def main(argv=None) -> int:
-    p = ArgumentParser(prog="python -m minisumm.export", description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog="python -m minisumm.tools.export", description=__doc__.split("\n\n")[0])
     p.add_argument("checkpoint", help="A run folder, or its best/ or last/ folder.")
     p.add_argument("--to", required=True, choices=("hf", "peft"), help="Hugging Face model folder or PEFT adapter.")
     p.add_argument("out", help="Folder to write.")

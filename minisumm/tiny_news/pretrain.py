@@ -1,6 +1,6 @@
 """Pretrain `tiny-news`: a small GPT-2 that has read invented news, so that fine-tuning has something to adapt.
 
-    python -m minisumm.pretrain --out DIR            # ~2-3 minutes on 2 CPU cores
+    python -m minisumm.tiny_news.pretrain --out DIR            # ~2-3 minutes on 2 CPU cores
     --model tiny-news                                # anywhere: built once into the cache, then reused
 
 Parameter-efficient methods adapt a *pretrained* model (Lester et al. 2021; Hu et al. 2021): a soft prompt or
@@ -47,12 +47,13 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from minisumm import synthetic_news
-from minisumm.atomic import check_writable
-from minisumm.checkpoint import staged_folder
+from minisumm.tiny_news import synthetic_news
+from minisumm.tools.atomic import check_writable
+from minisumm.tools.checkpoint import staged_folder
 from minisumm.config import DataConfig
 from minisumm.errors import ArgumentParser, MinisummError, run_cli, writing
-from minisumm.model import EOS, TINY_NEWS, use_fused_gelu
+from minisumm.tools.loading import EOS, TINY_NEWS
+from minisumm.speedups.fused_gelu import use_fused_gelu
 from minisumm.schedule import lr_at
 
 SEPARATOR = DataConfig().separator  # the default summary separator: never in the pretraining text
@@ -249,7 +250,7 @@ def cached_tiny_news(recipe: Recipe = Recipe()) -> Path:
 
 
 def main(argv=None) -> int:
-    p = ArgumentParser(prog="python -m minisumm.pretrain", description=__doc__.split("\n")[0])
+    p = ArgumentParser(prog="python -m minisumm.tiny_news.pretrain", description=__doc__.split("\n")[0])
     p.add_argument("--out", required=True, help="Folder to create (must not exist yet).")
     for f in dataclasses.fields(Recipe):
         p.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default,

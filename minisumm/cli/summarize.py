@@ -1,4 +1,4 @@
-"""`python -m minisumm.summarize RUN [FILE|-]`: summarise one text from a file or standard input.
+"""`python -m minisumm.cli.summarize RUN [FILE|-]`: summarise one text from a file or standard input.
 
 The text is laid out exactly as in training (article, separator, then the model continues), decoded with
 the same KV-cached decoder as evaluate.py, and printed one sentence a line.
@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from minisumm import methods
-from minisumm.checkpoint import load_checkpoint
+from minisumm.model import load_checkpoint
 from minisumm.device import low_precision_dtype, resolve_device, resolve_precision
 from minisumm.errors import ArgumentParser, MinisummError, run_cli
 from minisumm.generate import summarize
@@ -39,7 +39,7 @@ def read_text(source: str) -> str:
 
 
 def main(argv=None) -> int:
-    p = ArgumentParser(prog="python -m minisumm.summarize", description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog="python -m minisumm.cli.summarize", description=__doc__.split("\n\n")[0])
     p.add_argument("checkpoint", help="A run folder, or its best/ or last/ folder.")
     p.add_argument("source", nargs="?", default="-", help="A UTF-8 text file, or - for standard input.")
     p.add_argument("--max-new-tokens", type=int, default=128, help="Longest summary, in tokens.")

@@ -1,0 +1,1 @@
+"""The tool around the lesson: files, run folders, caches, diagnostics, export and compare."""
