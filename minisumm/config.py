@@ -317,3 +317,21 @@ def from_args(args: argparse.Namespace, base: RunConfig | None = None) -> RunCon
             if hasattr(args, f.name):
                 setattr(part, f.name, getattr(args, f.name))
     return config
+
+
+@dataclass
+class DecodeConfig:
+    """How summaries are decoded: evaluate, summarize and the Hugging Face export's generation_config share it."""
+    beams: int = field(default=1, metadata=_help("Beam width (1 = greedy)."))
+    max_new_tokens: int = field(default=128, metadata=_help("Longest summary, in tokens."))
+    min_new_tokens: int = field(default=0, metadata=_help("Shortest summary before EOS is allowed."))
+    no_repeat_ngram: int = field(default=3, metadata=_help("Ban repeating n-grams of this size (0: off)."))
+    length_penalty: float = field(default=1.0, metadata=_help("Beam score = log-probability / length**this."))
+
+    def validate(self) -> None:
+        for flag, value, low in (("--beams", self.beams, 1), ("--max-new-tokens", self.max_new_tokens, 1),
+                                 ("--min-new-tokens", self.min_new_tokens, 0),
+                                 ("--no-repeat-ngram", self.no_repeat_ngram, 0)):
+            _check(value >= low, f"{flag} must be at least {low}; got {value}.")
+        _check(self.min_new_tokens <= self.max_new_tokens,
+               f"--min-new-tokens ({self.min_new_tokens}) cannot exceed --max-new-tokens ({self.max_new_tokens}).")
