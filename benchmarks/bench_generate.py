@@ -30,7 +30,7 @@ import _common  # noqa: E402  (a sibling file, not a package)
 import torch  # noqa: E402
 
 from minisumm import methods  # noqa: E402
-from minisumm.tools.checkpoint import write_json  # noqa: E402
+from minisumm.tools.atomic import write_json  # noqa: E402
 from minisumm.config import MethodConfig  # noqa: E402
 from minisumm.errors import MinisummError  # noqa: E402
 from minisumm.generate import generate, left_pad  # noqa: E402

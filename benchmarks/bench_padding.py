@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402  (a sibling file, not a package)
 
 from minisumm.batching import batch_order, encode_examples, padding_fraction  # noqa: E402
-from minisumm.tools.checkpoint import write_json  # noqa: E402
+from minisumm.tools.atomic import write_json  # noqa: E402
 from minisumm.config import DataConfig  # noqa: E402
 from minisumm.data import load_file  # noqa: E402
 

@@ -60,7 +60,7 @@ import torch  # noqa: E402
 from transformers import GPT2Config, GPT2LMHeadModel  # noqa: E402
 
 from minisumm import methods  # noqa: E402
-from minisumm.tools.checkpoint import write_json  # noqa: E402
+from minisumm.tools.atomic import write_json  # noqa: E402
 from minisumm.config import METHODS, MethodConfig, RunConfig, TrainConfig  # noqa: E402
 from minisumm.device import autocast, resolve_device, resolve_precision  # noqa: E402
 from minisumm.errors import MinisummError  # noqa: E402

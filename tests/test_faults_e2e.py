@@ -25,11 +25,11 @@ ROOT = Path(__file__).resolve().parents[1]
 # Runs train.py's main with the checkpoint swap patched to SIGKILL the process at save number `nth`.
 KILL_DURING_SAVE = r"""
 import os, signal, sys
-from minisumm.tools import checkpoint
+from minisumm.tools import atomic
 from minisumm.cli.train import main
 
 point, nth = sys.argv[1], int(sys.argv[2])
-real_swap, real_rename, saves = checkpoint.swap_in, os.rename, []
+real_swap, real_rename, saves = atomic.swap_in, os.rename, []
 
 def die():
     os.kill(os.getpid(), signal.SIGKILL)
@@ -45,11 +45,11 @@ def swap(staging, folder):
     if point == "before":
         die()
     if point == "between":
-        checkpoint.os.rename = rename_then_die
+        atomic.os.rename = rename_then_die
     real_swap(staging, folder)
     die()  # "after": the new folder is in place and the old one deleted
 
-checkpoint.swap_in = swap
+atomic.swap_in = swap
 main(sys.argv[3:])
 """
 

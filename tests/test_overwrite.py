@@ -7,6 +7,7 @@ import pytest
 
 from conftest import tiny_config
 from minisumm.tools import checkpoint
+from minisumm.tools.atomic import write_json
 from minisumm.errors import run_cli
 from minisumm.tools.export import main as export_main
 from minisumm.cli.train import main as train_main
@@ -29,7 +30,7 @@ def refused(capsys, argv, main=train_main) -> str:
 def fake_run(folder):
     """A folder laid out as train.py leaves one (config.json of a run, metrics.jsonl)."""
     folder.mkdir(parents=True)
-    checkpoint.write_json(folder / "config.json", checkpoint.config_record(tiny_config("lora")))
+    write_json(folder / "config.json", checkpoint.config_record(tiny_config("lora")))
     (folder / "metrics.jsonl").write_text('{"type": "start"}\n')
 
 

@@ -49,7 +49,7 @@ from tqdm.auto import tqdm
 
 from minisumm.tiny_news import synthetic_news
 from minisumm.tools.atomic import check_writable
-from minisumm.tools.checkpoint import staged_folder
+from minisumm.tools.atomic import staged_folder
 from minisumm.config import DataConfig
 from minisumm.errors import ArgumentParser, MinisummError, run_cli, writing
 from minisumm.tools.loading import EOS, TINY_NEWS

@@ -1,40 +1,79 @@
-"""Atomic file writes: a reader sees the old file or the whole new one, never half of either.
+"""Atomic writes, the one implementation every writer uses: a reader sees the old file (or folder) or the
+whole new one, never half of either.
 
-The text goes to a temporary file in the target's folder (same file system, so the rename is atomic),
-is flushed to disk, and is renamed over the target. A failure on the way (a full disk) removes the
-temporary file and leaves the target as it was. Checkpoint folders get the same treatment folder-wide in
-`checkpoint.save_checkpoint`. `check_writable` refuses a read-only destination before any work is done.
+- `write_file(path, write)`: `write(temporary_path)` fills a temporary file in the target's folder (same file
+  system, so the rename is atomic), which is flushed to disk and renamed over the target. `write_text` and
+  `write_json` are the text forms; safetensors files (the token cache) and PNG plots use it directly.
+- `staged_folder(folder)`: a temporary folder beside `folder` to fill; when the block ends it replaces
+  `folder` (checkpoints, exports, the tiny-news build).
+A failure on the way (a full disk, a kill) removes the temporary file or folder and leaves the target as it
+was. `check_writable` refuses a read-only destination before any work is done.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 from minisumm.errors import MinisummError
 
 
-def write_json(path: Path, data: dict) -> None:
-    """Write JSON atomically (see `write_text`)."""
-    write_text(path, json.dumps(data, indent=2) + "\n")
-
-
-def write_text(path: Path, text: str) -> None:
-    """Write a text file atomically: a temporary file in the same folder, flushed to disk, then renamed over
-    the target, so the target is either the old file or the whole new one."""
+def write_file(path: Path, write: Callable[[Path], None]) -> None:
+    """Call `write(temporary)` to fill a temporary file beside `path`, flush it to disk, rename it over `path`."""
     path = Path(path)
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-            stream.flush()
+        write(Path(tmp))
+        with open(tmp, "rb+") as stream:
             os.fsync(stream.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write a text file atomically (UTF-8)."""
+    write_file(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Write JSON atomically, indented."""
+    write_text(path, json.dumps(data, indent=2) + "\n")
+
+
+@contextlib.contextmanager
+def staged_folder(folder: Path):
+    """Yield an empty temporary folder beside `folder` to fill; when the block ends, it replaces `folder`
+    (`swap_in`). If the block fails, the temporary folder is removed and `folder` is as it was: whole or
+    not at all. Used by checkpoints, exports and the tiny-news build."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.tmp-"))
+    try:
+        yield staging
+        swap_in(staging, folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def swap_in(staging: Path, folder: Path) -> None:
+    """Move the finished `staging` folder to `folder`; the old `folder` stays readable (as `folder.old`)
+    until the new one is in place."""
+    old = folder.with_name(folder.name + ".old")
+    if folder.exists():
+        if old.exists():  # a previous swap died after moving `folder` aside and finished moving the new one in
+            shutil.rmtree(old)
+        os.rename(folder, old)
+    os.rename(staging, folder)  # between these two renames only `folder.old` exists; readers fall back to it
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def check_writable(path: Path, flag: str) -> None:

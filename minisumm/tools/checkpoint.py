@@ -8,16 +8,13 @@
 
 Nothing here ever unpickles: tensors live in safetensors, settings and counters in JSON. A checkpoint
 folder is written whole under a temporary name and then renamed into place, so a process killed at any
-moment (or a full disk) leaves the previous checkpoint readable.
+moment (or a full disk) leaves the previous checkpoint readable (`minisumm.tools.atomic.staged_folder`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import torch
@@ -25,7 +22,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from minisumm import __version__
-from minisumm.tools.atomic import write_json, write_text  # noqa: F401 (write_text: part of this module's API)
+from minisumm.tools.atomic import staged_folder, write_json
 from minisumm.config import RunConfig
 from minisumm.errors import MinisummError
 
@@ -59,34 +56,6 @@ def save_checkpoint(folder: Path, config: RunConfig, weights: dict[str, torch.Te
         if state is not None:
             write_json(staging / "trainer_state.json", state)
         write_json(staging / CONFIG, config_record(config))
-
-
-@contextlib.contextmanager
-def staged_folder(folder: Path):
-    """Yield an empty temporary folder beside `folder` to fill; when the block ends, it replaces `folder`
-    (`swap_in`). If the block fails, the temporary folder is removed and `folder` is as it was: whole or
-    not at all. Used by checkpoints, exports and the tiny-news build."""
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.tmp-"))
-    try:
-        yield staging
-        swap_in(staging, folder)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-
-
-def swap_in(staging: Path, folder: Path) -> None:
-    """Move the finished `staging` folder to `folder`; the old `folder` stays readable (as `folder.old`)
-    until the new one is in place."""
-    old = folder.with_name(folder.name + ".old")
-    if folder.exists():
-        if old.exists():  # a previous swap died after moving `folder` aside and finished moving the new one in
-            shutil.rmtree(old)
-        os.rename(folder, old)
-    os.rename(staging, folder)  # between these two renames only `folder.old` exists; readers fall back to it
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def _contiguous(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

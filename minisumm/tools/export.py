@@ -23,9 +23,9 @@ from safetensors.torch import save_file
 
 from minisumm import __version__, methods
 from minisumm.tools import folder_lock
-from minisumm.tools.atomic import check_writable, write_json
+from minisumm.tools.atomic import check_writable, staged_folder, write_json
 from minisumm.model import load_checkpoint
-from minisumm.tools.checkpoint import read_config, resolve, staged_folder
+from minisumm.tools.checkpoint import read_config, resolve
 from minisumm.errors import ArgumentParser, MinisummError, run_cli, writing
 from minisumm.tools.peft_format import peft_adapter
 from minisumm.tools.run_folder import check_overwrite, run_inputs

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from minisumm.tools import checkpoint
-from minisumm.tools.atomic import check_writable
+from minisumm.tools.atomic import check_writable, write_json
 from minisumm.config import RunConfig
 from minisumm.errors import MinisummError, writing
 
@@ -137,7 +137,7 @@ class RunFolder:
         kept = "nothing was trained yet" if not self.resume else "its checkpoints are intact"
         with writing(f"the run folder {self.path}", kept):
             self.path.mkdir(parents=True, exist_ok=True)
-            checkpoint.write_json(self.path / checkpoint.CONFIG, checkpoint.config_record(self.config))
+            write_json(self.path / checkpoint.CONFIG, checkpoint.config_record(self.config))
 
     def _guard(self, write, what: str) -> None:
         with writing(f"{what} in {self.path}", f"the previous checkpoint there is intact: free some space or fix "
@@ -193,7 +193,7 @@ class RunFolder:
 
     def write_summary(self, summary: dict) -> None:
         if self.is_main:
-            self._guard(lambda: checkpoint.write_json(self.path / "summary.json", summary), "summary.json")
+            self._guard(lambda: write_json(self.path / "summary.json", summary), "summary.json")
 
     def wall_time(self) -> float:
         return self.previous_wall_s + time.time() - self.started

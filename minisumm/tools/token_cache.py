@@ -11,19 +11,19 @@ The key is a hash of everything that changes the tokens: the tokenizer (class, n
 the ids it gives a probe text), the layout settings, the caller's description of the source, and the
 examples' own text, so an edited file or another subset never reuses a stale cache. The key names the
 file and is stored in its metadata; a file whose metadata disagrees, or that cannot be read, is ignored
-and rewritten. Writes go to a temporary file in the same folder and then `os.replace`, so a crash never
-leaves a half-written file under the real name. Old files are never deleted: the folder can be emptied
+and rewritten. Writes are atomic (`minisumm.tools.atomic.write_file`), so a crash never leaves a
+half-written file under the real name. Old files are never deleted: the folder can be emptied
 at any time.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from minisumm.tools import atomic
 
 FORMAT_VERSION = "1"  # bump when the file layout or the encoding rules change
 DEFAULT_DIR = "~/.cache/minisumm"
@@ -84,14 +84,8 @@ def write(path: Path, key: str, examples: list[dict], description: str) -> None:
         "labels": np.fromiter((t for e in examples for t in e["labels"]), dtype=np.int32),
         "lengths": np.array([len(e["input_ids"]) for e in examples], dtype=np.int64),
     }
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(handle)
-    try:
-        save_file(arrays, temporary, metadata={"key": key, "format": FORMAT_VERSION, "source": description})
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    atomic.write_file(path, lambda tmp: save_file(arrays, str(tmp), metadata={"key": key, "format": FORMAT_VERSION,
+                                                                          "source": description}))
 
 
 def _digest(data: bytes) -> str:
