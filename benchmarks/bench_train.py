@@ -1,10 +1,10 @@
 """Training speed and peak memory: minisumm's label-only loss against the naive full-logits loss.
 
 Both losses train the same model (same seeded weights, same method applied, same AdamW from
-`minisumm.trainer.make_optimizer`, clipping at 1.0, same autocast/GradScaler handling as the trainer) on
+`minisumm.training.make_optimizer`, clipping at 1.0, same autocast/GradScaler handling as the trainer) on
 the same synthetic batch: B rows of A random article tokens (labels -100) followed by S random summary
 tokens (labelled), no padding. minisumm's model is set up the trainer's way
-(`minisumm.trainer.prepare_for_training`: block attention, fused GELU, its activation checkpointing),
+(`minisumm.speedups.prepare_for_training`: block attention, fused GELU, its activation checkpointing),
 the reference's the usual way (transformers' SDPA attention and GELU; its stock
 `activation_checkpointing_enable({"use_reentrant": False})`). The difference is the forward pass and loss:
 
@@ -67,7 +67,7 @@ from minisumm.errors import MinisummError  # noqa: E402
 from minisumm.batching import IGNORE_INDEX  # noqa: E402
 from minisumm.speedups.labelled_positions import label_loss  # noqa: E402
 from minisumm.model import load_model_and_tokenizer, set_dropout  # noqa: E402
-from minisumm.trainer import make_optimizer  # noqa: E402
+from minisumm.training import make_optimizer  # noqa: E402
 from minisumm.speedups import prepare_for_training  # noqa: E402
 
 PHASES = ("reference", "minisumm")
@@ -107,7 +107,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def build(args, device: torch.device, phase: str):
     """A fresh model (seeded weights) with the method applied, on `device`, in training mode.
 
-    minisumm's side is set up as the trainer does (`minisumm.trainer.prepare_for_training`); the reference
+    minisumm's side is set up as the trainer does (`minisumm.speedups.prepare_for_training`); the reference
     gets transformers' stock checkpointing call with `use_reentrant=False` when asked.
     """
     torch.manual_seed(args.seed)

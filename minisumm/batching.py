@@ -29,6 +29,7 @@ import random
 import warnings
 
 import torch
+from tqdm.auto import tqdm
 
 from minisumm.tools import token_cache
 from minisumm.config import DataConfig
@@ -67,9 +68,10 @@ def encode_example(tokenizer, example: Example, data_cfg: DataConfig, prefix_tok
     return encode_examples(tokenizer, [example], data_cfg, prefix_tokens)[0]
 
 
-def encode_examples(tokenizer, examples: list[Example], data_cfg: DataConfig, prefix_tokens: int
+def encode_examples(tokenizer, examples: list[Example], data_cfg: DataConfig, prefix_tokens: int, progress=None
                     ) -> list[dict[str, list[int]]]:
-    """`encode_example` for many examples, tokenising in batches (several times faster)."""
+    """`encode_example` for many examples, tokenising in batches (several times faster); `progress`, a tqdm
+    bar or None, advances by the examples of each batch."""
     char_cap = data_cfg.max_length * CHARS_PER_TOKEN_CAP
     separator_ids = _ids(tokenizer, [data_cfg.separator])[0]
     encoded = []
@@ -79,6 +81,8 @@ def encode_examples(tokenizer, examples: list[Example], data_cfg: DataConfig, pr
         summaries = _ids(tokenizer, [e.summary[:char_cap] for e in chunk])
         encoded += [_layout(article, separator_ids, summary, tokenizer.eos_token_id, data_cfg, prefix_tokens)
                     for article, summary in zip(articles, summaries)]
+        if progress is not None:
+            progress.update(len(chunk))
     return encoded
 
 
@@ -115,8 +119,9 @@ class TokenizedSplit:
 
 
 def tokenize_splits(splits: dict[str, list[Example]], tokenizer, data_cfg: DataConfig, prefix_tokens: int,
-                    cache_key_extra: str = "") -> dict[str, TokenizedSplit]:
-    """Encode every split, reading and writing the on-disk cache (`DataConfig.cache_dir`)."""
+                    cache_key_extra: str = "", progress: bool = False) -> dict[str, TokenizedSplit]:
+    """Encode every split, reading and writing the on-disk cache (`DataConfig.cache_dir`); with `progress`, a
+    bar per split that is tokenised (off when stderr is not a terminal)."""
     settings = "|".join([token_cache.tokenizer_fingerprint(tokenizer), f"max_length={data_cfg.max_length}",
                          f"max_summary_tokens={data_cfg.max_summary_tokens}", f"separator={data_cfg.separator!r}",
                          f"prefix_tokens={prefix_tokens}", f"chars_per_token_cap={CHARS_PER_TOKEN_CAP}",
@@ -131,7 +136,9 @@ def tokenize_splits(splits: dict[str, list[Example]], tokenizer, data_cfg: DataC
             log.info("%s: %d tokenised examples from the cache %s", split, len(cached), path)
             tokenized[split] = TokenizedSplit(cached, from_cache=True)
             continue
-        encoded = encode_examples(tokenizer, examples, data_cfg, prefix_tokens)
+        with tqdm(total=len(examples), desc=f"tokenise {split}", leave=False, dynamic_ncols=True,
+                  disable=None if progress else True) as bar:
+            encoded = encode_examples(tokenizer, examples, data_cfg, prefix_tokens, bar)
         try:
             token_cache.write(path, key, encoded, cache_key_extra)
             log.info("%s: tokenised %d examples, cached in %s", split, len(encoded), path)
@@ -144,10 +151,11 @@ def tokenize_splits(splits: dict[str, list[Example]], tokenizer, data_cfg: DataC
 
 
 def build_datasets(data_cfg: DataConfig, tokenizer, prefix_tokens: int, seed: int,
-                   splits: tuple[str, ...] = SPLITS) -> tuple[dict[str, list[Example]], dict[str, TokenizedSplit]]:
+                   splits: tuple[str, ...] = SPLITS, progress: bool = False
+                   ) -> tuple[dict[str, list[Example]], dict[str, TokenizedSplit]]:
     """Load the splits and tokenise them (cached): `(raw_splits, tokenized_splits)`, same keys and order."""
     raw = load_splits(data_cfg, seed, splits)
-    return raw, tokenize_splits(raw, tokenizer, data_cfg, prefix_tokens, describe_source(data_cfg, seed))
+    return raw, tokenize_splits(raw, tokenizer, data_cfg, prefix_tokens, describe_source(data_cfg, seed), progress)
 
 
 def collate(examples: list[dict[str, list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
@@ -188,6 +196,49 @@ def batch_order(lengths: list[int], batch_size: int, *, seed: int, epoch: int, s
     if group_by_length:
         rng.shuffle(batches)
     return batches
+
+
+class StepBatches:
+    """Which examples each optimizer step trains on, for this process, and the validation batches.
+
+    Epoch e's global micro-batches come from `batch_order` seeded by (seed, e), so resuming needs only the step
+    number. Step s of an epoch takes micro-batches s·k … s·k + k - 1 (k = `grad_accum`), and under DDP each of
+    the `world` processes takes every world-th example of each (`rank::world`). Validation runs in a fixed
+    order, sorted by length so that its batches carry little padding, split between processes the same way.
+    """
+
+    def __init__(self, train_set, val_set, eos_id: int, *, batch_size: int, grad_accum: int, seed: int,
+                 group_by_length: bool, eval_batches: int | None = None, rank: int = 0, world: int = 1):
+        self.train_set, self.val_set, self.eos_id = train_set, val_set, eos_id
+        self.batch_size, self.grad_accum, self.seed, self.group = batch_size, grad_accum, seed, group_by_length
+        self.eval_batches, self.rank, self.world = eval_batches, rank, world
+        self.lengths = [len(example["input_ids"]) for example in train_set]
+        first_epoch = self.epoch(0)
+        self.steps_per_epoch = -(-len(first_epoch) // grad_accum)  # ceil: a short last step still counts
+        # share of the positions in a batch that are padding (per process, with length grouping if on)
+        self.padding_fraction = padding_fraction([ids[rank::world] for ids in first_epoch], self.lengths)
+        self._cached = (0, first_epoch)
+
+    def epoch(self, epoch: int) -> list[list[int]]:
+        """This epoch's global micro-batches (indices into the train split)."""
+        batches = batch_order(self.lengths, self.batch_size * self.world, seed=self.seed, epoch=epoch,
+                              shuffle=True, group_by_length=self.group)
+        return [b for b in batches if len(b) >= self.world]  # every process needs a share of every micro-batch
+
+    def for_step(self, step: int) -> list[dict[str, torch.Tensor]]:
+        """This process's micro-batches of optimizer step `step` (0-based), collated."""
+        epoch, index = divmod(step, self.steps_per_epoch)
+        if self._cached[0] != epoch:
+            self._cached = (epoch, self.epoch(epoch))
+        chunk = self._cached[1][index * self.grad_accum:(index + 1) * self.grad_accum]
+        return [collate([self.train_set[i] for i in ids[self.rank::self.world]], self.eos_id) for ids in chunk]
+
+    def validation(self) -> list[dict[str, torch.Tensor]]:
+        """This process's share of the validation batches (at most `eval_batches` in all, when set)."""
+        by_length = sorted(range(len(self.val_set)), key=lambda i: len(self.val_set[i]["input_ids"]))
+        order = [by_length[i:i + self.batch_size] for i in range(0, len(by_length), self.batch_size)]
+        order = order[:self.eval_batches] if self.eval_batches else order
+        return [collate([self.val_set[i] for i in ids], self.eos_id) for ids in order[self.rank::self.world]]
 
 
 def padding_fraction(batches: list[list[int]], lengths: list[int]) -> float:

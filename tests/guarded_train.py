@@ -34,7 +34,7 @@ from minisumm.errors import run_cli  # noqa: E402
 from minisumm.cli.train import main  # noqa: E402
 
 WATCHED = {str(ROOT / "minisumm" / name) for name in
-           ("trainer.py", "loss.py", "distributed.py", "speedups/labelled_positions.py", "speedups/block_attention.py")}
+           ("training.py", "loss.py", "distributed.py", "speedups/labelled_positions.py", "speedups/block_attention.py")}
 COLLECTIVES = ("all_reduce", "broadcast", "reduce", "all_gather", "all_gather_into_tensor", "reduce_scatter_tensor")
 seen = {"training_device": None, "backend": None, "world_size": None, "collectives": 0}
 
@@ -81,8 +81,8 @@ for name in COLLECTIVES:
 
 if __name__ == "__main__":
     with ImplicitDeviceIsMeta():
-        probe = {"torch": torch}  # the guard is live: a device-less factory call "from trainer.py" gives meta
-        exec(compile("made = torch.tensor(1.0)", str(ROOT / "minisumm" / "trainer.py"), "exec"), probe)
+        probe = {"torch": torch}  # the guard is live: a device-less factory call "from training.py" gives meta
+        exec(compile("made = torch.tensor(1.0)", str(ROOT / "minisumm" / "training.py"), "exec"), probe)
         assert probe["made"].is_meta, "guard 1 is not active (has torch changed how factory calls reach modes?)"
         code = run_cli(main, sys.argv[1:])
     report = Path(os.environ["GUARD_REPORT_DIR"]) / f"rank{os.environ.get('RANK', '0')}.json"

@@ -11,7 +11,7 @@ from minisumm.device import (low_precision_dtype, peak_memory_mb, reset_peak_mem
                              set_rng_state)
 from minisumm.errors import run_cli
 from minisumm.cli.evaluate import main as evaluate_main
-from minisumm.trainer import Trainer
+from minisumm.training import evaluate, fit, save_last, setup, train, train_step
 
 CPU = torch.device("cpu")
 
@@ -94,7 +94,7 @@ def test_training_loss_and_decoding_each_report_their_own_peak(tmp_path):
     and the decoding's."""
     polluted = pollute_peak()
     run = tmp_path / "run"
-    summary = Trainer(tiny_config("lora", tmp_path, max_steps=1), run, show_progress=False).train()
+    summary = train(tiny_config("lora", tmp_path, max_steps=1), run, show_progress=False)
     polluted = max(polluted, pollute_peak())
     assert run_cli(evaluate_main, [str(run), "--split", "validation", "--limit", "4", "--max-new-tokens", "4",
                                    "--device", "cpu"]) == 0

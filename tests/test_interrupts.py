@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from minisumm import trainer as trainer_module
+from minisumm import training
 from minisumm.errors import run_cli
 from minisumm.tools.folder_lock import lock_path
 from minisumm.cli.train import main as train_main
@@ -51,21 +51,21 @@ def one_line(capsys) -> str:
 def test_a_signal_while_the_model_loads_writes_nothing_and_keeps_the_run_it_would_replace(
         tmp_path, monkeypatch, capsys, sig):
     run = tmp_path / "run"
-    signal_during(monkeypatch, trainer_module, "build", [sig])
+    signal_during(monkeypatch, training, "build", [sig])
     assert run_cli(train_main, flags(tmp_path, run)) == 128 + sig
     assert "while loading the model and data; nothing was written" in one_line(capsys)
     assert not run.exists() and not lock_path(run).exists()
     fake_run(run)  # an earlier run that --overwrite would replace: still whole after the stop
     before = snapshot(run)
     monkeypatch.undo()
-    signal_during(monkeypatch, trainer_module, "build", [sig])
+    signal_during(monkeypatch, training, "build", [sig])
     assert run_cli(train_main, [*flags(tmp_path, run), "--overwrite"]) == 128 + sig
     assert snapshot(run) == before
 
 
 def test_a_signal_during_the_step_0_validation_saves_a_resumable_run(tmp_path, monkeypatch, capsys):
     run = tmp_path / "run"
-    signal_during(monkeypatch, trainer_module.Trainer, "_validation_loss", [signal.SIGTERM])
+    signal_during(monkeypatch, training, "validation_loss", [signal.SIGTERM])
     assert run_cli(train_main, flags(tmp_path, run)) == 143
     out = capsys.readouterr().out
     assert "Interrupted by SIGTERM at step 0" in out and f"--resume {run}" in out
@@ -77,7 +77,7 @@ def test_a_signal_during_the_step_0_validation_saves_a_resumable_run(tmp_path, m
 
 def test_a_second_signal_stops_at_once_and_resume_starts_the_run_from_step_0(tmp_path, monkeypatch, capsys):
     run = tmp_path / "run"
-    signal_during(monkeypatch, trainer_module.Trainer, "_validation_loss", [signal.SIGINT, signal.SIGINT])
+    signal_during(monkeypatch, training, "validation_loss", [signal.SIGINT, signal.SIGINT])
     assert run_cli(train_main, flags(tmp_path, run)) == 130
     assert f"Stopped by SIGINT; continue with: python train.py --resume {run}" in one_line(capsys)
     assert (run / "config.json").is_file() and not (run / "last").exists()  # stopped before its first save

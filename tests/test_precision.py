@@ -13,70 +13,67 @@ import torch
 
 from conftest import tiny_config
 from minisumm import methods
-from minisumm.config import MethodConfig
 from minisumm.errors import run_cli
 from minisumm.cli.evaluate import main as evaluate_main
-from minisumm.speedups.labelled_positions import label_loss
-from minisumm.model import load_model_and_tokenizer
-from minisumm.trainer import Trainer, optimizer_step
+from minisumm.loss import label_loss as plain_label_loss
+from minisumm.training import fit, setup, train, train_step
 
 
-def model_and_batch():
-    torch.manual_seed(0)
-    model, tokenizer = load_model_and_tokenizer("tiny-random")  # eval mode: no dropout
-    params = methods.apply(model, MethodConfig(method="full"), tokenizer=tokenizer)
-    ids = torch.tensor([tokenizer.encode("The mayor of Lowtown opened a bridge. TL;DR: bridge opened")] * 2)
-    labels = ids.clone()
-    labels[:, :-14] = -100
-    return model, params, dict(input_ids=ids, attention_mask=torch.ones_like(ids), labels=labels)
+def fp16_run(tmp_path, fused: bool):
+    """A full fine-tuning run in fp16 on the CPU, set up but not started; no dropout, no validation in steps."""
+    config = tiny_config("full", tmp_path, max_steps=5, eval_every=1000, precision="fp16", lr=1e-2)
+    config.model.dropout = 0.0
+    t = setup(config, tmp_path / "run", show_progress=False)
+    # fused: the GPU's AdamW kernel, which takes the scaler's inf flag itself (it runs on a CPU too)
+    t.optimizer = torch.optim.AdamW(t.params, lr=1e-2, fused=fused)
+    return t
 
 
-def fp16_backward(model, batch, scaler):
-    with torch.autocast("cpu", dtype=torch.float16):
-        loss_sum, count = label_loss(model, **batch)
-    scaler.scale(loss_sum / count).backward()
-
-
-@pytest.mark.parametrize("fused", [False, True])  # fused: the GPU's AdamW, which takes the scaler's inf flag
-def test_an_overflowed_fp16_step_is_skipped_and_the_scale_halves(fused):
-    model, params, batch = model_and_batch()
-    optimizer = torch.optim.AdamW(params, lr=1e-2, fused=fused)
-    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**40)  # fp16 gradients overflow at this scale
-    before = [p.detach().clone() for p in params]
-    fp16_backward(model, batch, scaler)
-    norm = optimizer_step(optimizer, scaler, params, max_grad_norm=1.0)
-    assert not math.isfinite(norm)
-    assert all(torch.equal(a, b) for a, b in zip(before, params))  # skipped
-    assert scaler.get_scale() == 2.0**39 and all(p.grad is None for p in params)
-
-    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)  # the next step at a sane scale updates
-    fp16_backward(model, batch, scaler)
-    assert math.isfinite(optimizer_step(optimizer, scaler, params, max_grad_norm=1.0))
-    assert not all(torch.equal(a, b) for a, b in zip(before, params))
-    assert scaler.get_scale() == 2.0**10  # grows only after 2,000 clean steps
+def logged_grad_norm(t) -> float:
+    records = [json.loads(line) for line in (t.run.path / "metrics.jsonl").read_text().splitlines()]
+    return [r for r in records if r["type"] == "train"][-1]["grad_norm"]
 
 
 @pytest.mark.parametrize("fused", [False, True])
-def test_clipping_sees_the_unscaled_gradients(fused, monkeypatch):
-    """With the loss scaled by 1024, the norm reported is the true one and the update gets gradients clipped
-    to max_grad_norm; clipping before unscaling would report 1024 x the norm and step with max_norm / 1024."""
-    model, params, batch = model_and_batch()
-    with torch.autocast("cpu", dtype=torch.float16):
-        loss_sum, count = label_loss(model, **batch)
-    (loss_sum / count).backward()
-    true_norm = float(torch.nn.utils.get_total_norm([p.grad for p in params]))
-    model.zero_grad(set_to_none=True)
+def test_an_overflowed_fp16_step_is_skipped_and_the_scale_halves(tmp_path, fused):
+    t = fp16_run(tmp_path, fused)
+    t.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**40)  # fp16 gradients overflow at this scale
+    before = [p.detach().clone() for p in t.params]
+    train_step(t)
+    assert not math.isfinite(logged_grad_norm(t))
+    assert all(torch.equal(a, b) for a, b in zip(before, t.params))  # skipped
+    assert t.scaler.get_scale() == 2.0**39 and all(p.grad is None for p in t.params)
+
+    t.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)  # the next step at a sane scale updates
+    train_step(t)
+    assert math.isfinite(logged_grad_norm(t))
+    assert not all(torch.equal(a, b) for a, b in zip(before, t.params))
+    assert t.scaler.get_scale() == 2.0**10  # grows only after 2,000 clean steps
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_clipping_sees_the_unscaled_gradients(tmp_path, fused, monkeypatch):
+    """With the loss scaled by 1024, the norm logged is the true one and the update gets gradients clipped to
+    --max-grad-norm; clipping before unscaling would log 1024 x the norm and step with max_norm / 1024. The true
+    norm is worked out outside the loop: step 0's micro-batches through the plain loss, unscaled."""
+    t = fp16_run(tmp_path, fused)
+    micro_batches = t.batches.for_step(0)
+    tokens = sum(int((b["labels"][:, 1:] != -100).sum()) for b in micro_batches)
+    for batch in micro_batches:
+        with torch.autocast("cpu", dtype=torch.float16):
+            loss_sum, _ = plain_label_loss(t.model, **batch)
+        (loss_sum / tokens).backward()
+    true_norm = float(torch.nn.utils.get_total_norm([p.grad for p in t.params]))
+    t.model.zero_grad(set_to_none=True)
 
     stepped = []
-    optimizer = torch.optim.AdamW(params, lr=1e-2, fused=fused)
-    real_step = type(optimizer).step
-    monkeypatch.setattr(type(optimizer), "step", lambda self, *a, **k: (
-        stepped.append(float(torch.nn.utils.get_total_norm([p.grad for p in params]))), real_step(self, *a, **k))[1])
-    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
-    fp16_backward(model, batch, scaler)
-    max_norm = true_norm / 4
-    reported = optimizer_step(optimizer, scaler, params, max_grad_norm=max_norm)
-    assert reported == pytest.approx(true_norm, rel=1e-2)
+    real_step = type(t.optimizer).step
+    monkeypatch.setattr(type(t.optimizer), "step", lambda self, *a, **k: (
+        stepped.append(float(torch.nn.utils.get_total_norm([p.grad for p in t.params]))), real_step(self, *a, **k))[1])
+    t.scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+    t.config.train.max_grad_norm = max_norm = true_norm / 4
+    train_step(t)
+    assert logged_grad_norm(t) == pytest.approx(true_norm, rel=1e-2)
     assert stepped == [pytest.approx(max_norm, rel=1e-3)]
 
 
@@ -88,8 +85,8 @@ def test_low_precision_training_and_evaluation_on_cpu(precision, tmp_path):
     for name in ("fp32", precision):
         config = tiny_config("lora", tmp_path, max_steps=2, eval_every=2, precision=name, lr=1e-2)
         config.model.dropout = 0.0
-        trainer = Trainer(config, tmp_path / name, show_progress=False)
-        runs[name] = trainer.train()
+        trainer = setup(config, tmp_path / name, show_progress=False)
+        runs[name] = fit(trainer)
         trained = methods.trainable_state_dict(trainer.model)
         assert {v.dtype for v in trained.values()} == {torch.float32}
         first = json.loads((tmp_path / name / "metrics.jsonl").read_text().splitlines()[1])  # step 0 validation
@@ -119,7 +116,7 @@ def test_no_asynchronous_copy_from_unpinned_memory(tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch.Tensor, "to", to)
     run = tmp_path / "run"
-    Trainer(tiny_config("lora", tmp_path, max_steps=1), run, show_progress=False).train()
+    train(tiny_config("lora", tmp_path, max_steps=1), run, show_progress=False)
     assert run_cli(evaluate_main, [str(run), "--split", "validation", "--limit", "2", "--max-new-tokens", "4",
                                    "--device", "cpu"]) == 0
     assert offending == []

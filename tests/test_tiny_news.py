@@ -21,7 +21,7 @@ from minisumm.config import METHODS, TINY_NEWS_LR
 from minisumm.data import SAMPLE_DIR
 from minisumm.errors import MinisummError
 from minisumm.model import load_model_and_tokenizer
-from minisumm.trainer import Trainer
+from minisumm.training import evaluate, fit, save_last, setup, train, train_step
 
 # Small enough for ~10 s on 2 CPU cores, large enough to learn the articles' language (loss 6.2 -> 2.8).
 QUICK = pretrain.Recipe(stories=1500, vocab_size=512, n_layer=2, n_head=2, n_embd=64, n_positions=512,
@@ -165,7 +165,7 @@ def fine_tune(method: str, model: str, tmp_path: Path, random_init: bool = False
     config.data.train_size, config.data.validation_size = "128", "16"
     config.data.max_length, config.data.max_summary_tokens = 320, 80
     run = tmp_path / f"{method}-{'random' if random_init else 'pretrained'}"
-    summary = Trainer(config, run, show_progress=False).train()
+    summary = train(config, run, show_progress=False)
     first = json.loads(next(line for line in (run / "metrics.jsonl").read_text().splitlines() if '"eval"' in line))
     return first["val_loss"], summary["best_val_loss"]
 

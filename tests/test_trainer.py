@@ -10,14 +10,14 @@ from safetensors.torch import load_file
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from conftest import tiny_config
-from minisumm import methods, trainer as trainer_module
+from minisumm import methods, training
 from minisumm.tools.checkpoint import config_record, read_config
 from minisumm.config import MethodConfig
 from minisumm.errors import MinisummError
 from minisumm.speedups.labelled_positions import label_loss
 from minisumm.speedups import enable_activation_checkpointing
 from minisumm.model import load_model_and_tokenizer
-from minisumm.trainer import Trainer, make_optimizer
+from minisumm.training import evaluate, fit, make_optimizer, save_last, setup, train, train_step
 
 
 def last_weights(run):
@@ -45,7 +45,7 @@ def test_accumulated_micro_batches_equal_one_large_batch(tmp_path, monkeypatch):
         config.data.group_by_length = False
         config.model.dropout = 0.0
         run = tmp_path / f"run-{batch_size}"
-        Trainer(config, run, show_progress=False).train()
+        train(config, run, show_progress=False)
         losses.append(events(run, "train")[0]["loss"])
     assert losses[1] == pytest.approx(losses[0], rel=1e-5)
     (big,), (small,) = grads[:1], grads[1:]
@@ -66,7 +66,7 @@ def test_clipping_bounds_the_gradient_norm(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.optim.AdamW, "step", spy)
     for max_norm in (0.0, 1e-3):  # 0 turns clipping off: the raw norm is far above 1e-3
         config = tiny_config("last-layers", tmp_path, max_steps=2, max_grad_norm=max_norm)
-        Trainer(config, tmp_path / f"run-{max_norm}", show_progress=False).train()
+        train(config, tmp_path / f"run-{max_norm}", show_progress=False)
     unclipped, clipped = seen[:2], seen[2:]
     assert min(unclipped) > 1e-2
     assert max(clipped) <= 1e-3 * (1 + 1e-4)
@@ -74,11 +74,11 @@ def test_clipping_bounds_the_gradient_norm(tmp_path, monkeypatch):
 
 def test_early_stopping_restores_the_best_weights(tmp_path, monkeypatch):
     scripted = iter([5.0, 4.0, 3.0, 3.5, 3.2, 3.1, 1.0])  # baseline, then one eval per step
-    monkeypatch.setattr(Trainer, "_validation_loss", lambda self: next(scripted))
+    monkeypatch.setattr(training, "validation_loss", lambda t: next(scripted))
     config = tiny_config("lora", tmp_path, eval_every=1, patience=3, max_steps=20, lr=1e-2)
     run = tmp_path / "run"
-    trainer = Trainer(config, run, show_progress=False)
-    summary = trainer.train()
+    trainer = setup(config, run, show_progress=False)
+    summary = fit(trainer)
     assert summary["steps"] == 5  # best at step 2, then 3 evaluations without improvement
     assert summary["best_step"] == 2 and summary["best_val_loss"] == 3.0 and summary["stopped_early"]
     best = load_file(run / "best" / "weights.safetensors")
@@ -112,22 +112,22 @@ def test_every_method_overfits_one_tiny_batch(method, lr):
 def test_resume_equals_uninterrupted_bitwise(tmp_path, monkeypatch):
     config = tiny_config("lora", tmp_path, max_steps=6, eval_every=2, lr=1e-2)
     straight = tmp_path / "straight"
-    Trainer(config, straight, show_progress=False).train()
+    train(config, straight, show_progress=False)
 
-    real_lr_at = trainer_module.lr_at
+    real_lr_at = training.lr_at
 
     def interrupt_at_step_3(step, **kwargs):
         if step == 3:
             os.kill(os.getpid(), signal.SIGINT)  # as if the user pressed Ctrl-C during step 3
         return real_lr_at(step, **kwargs)
 
-    monkeypatch.setattr(trainer_module, "lr_at", interrupt_at_step_3)
+    monkeypatch.setattr(training, "lr_at", interrupt_at_step_3)
     broken = tmp_path / "broken"
-    result = Trainer(tiny_config("lora", tmp_path, max_steps=6, eval_every=2, lr=1e-2), broken,
-                     show_progress=False).train()
+    result = train(tiny_config("lora", tmp_path, max_steps=6, eval_every=2, lr=1e-2), broken,
+                     show_progress=False)
     assert result["interrupted"] == "SIGINT" and result["step"] == 4
-    monkeypatch.setattr(trainer_module, "lr_at", real_lr_at)
-    summary = Trainer(read_config(broken), broken, resume=True, show_progress=False).train()
+    monkeypatch.setattr(training, "lr_at", real_lr_at)
+    summary = train(read_config(broken), broken, resume=True, show_progress=False)
     assert summary["steps"] == 6
     for folder in ("last", "best"):
         a = load_file(straight / folder / "weights.safetensors")
@@ -141,13 +141,13 @@ def test_non_empty_run_folder_is_refused(tmp_path):
     run.mkdir()
     (run / "notes.txt").write_text("keep me")
     with pytest.raises(MinisummError, match="is not empty; pass --resume"):
-        Trainer(tiny_config("lora", tmp_path, max_steps=1), run, show_progress=False)
+        setup(tiny_config("lora", tmp_path, max_steps=1), run, show_progress=False)
     assert (run / "notes.txt").read_text() == "keep me"
 
 
 def test_run_folder_contents_and_summary(tmp_path):
     run = tmp_path / "run"
-    summary = Trainer(tiny_config("prompt", tmp_path, max_steps=3, eval_every=2), run, show_progress=False).train()
+    summary = train(tiny_config("prompt", tmp_path, max_steps=3, eval_every=2), run, show_progress=False)
     assert {"config.json", "best", "last", "metrics.jsonl", "summary.json"} <= {p.name for p in run.iterdir()}
     assert set(load_file(run / "best" / "weights.safetensors")) == {"soft_prompt.embedding"}
     assert {p.name for p in (run / "last").iterdir()} == {"config.json", "weights.safetensors",
@@ -200,11 +200,11 @@ def test_a_run_that_fails_to_start_leaves_nothing_and_keeps_what_it_would_overwr
     config.data.data = str(tmp_path / "missing.jsonl")
     run = tmp_path / "run"
     with pytest.raises(MinisummError, match="does not exist"):
-        Trainer(config, run, show_progress=False)
+        setup(config, run, show_progress=False)
     assert not run.exists()
     run.mkdir()  # an earlier run (--overwrite replaces only what minisumm wrote)
     (run / "summary.json").write_text("{}")
     (run / "config.json").write_text(json.dumps(config_record(tiny_config("lora"))))
     with pytest.raises(MinisummError, match="does not exist"):
-        Trainer(config, run, overwrite=True, show_progress=False)
+        setup(config, run, overwrite=True, show_progress=False)
     assert (run / "summary.json").read_text() == "{}"

@@ -13,12 +13,12 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import tiny_config
-from minisumm import trainer as trainer_module
-from minisumm.tools import checkpoint
+from minisumm import training
+from minisumm.tools import atomic, checkpoint
 from minisumm.model import load_checkpoint
 from minisumm.tools.checkpoint import read_config
 from minisumm.errors import MinisummError
-from minisumm.trainer import Trainer
+from minisumm.training import evaluate, fit, save_last, setup, train, train_step
 
 
 def weights(folder):
@@ -32,24 +32,23 @@ def state_step(run):
 def trained_run(tmp_path, steps=2):
     """A run that has saved last/ at step `steps` (eval every step), and its trainer."""
     run = tmp_path / "run"
-    trainer = Trainer(tiny_config("lora", tmp_path, max_steps=steps + 10, eval_every=1, lr=1e-2), run,
-                      show_progress=False)
-    bar = type("Bar", (), {"update": lambda *a: None, "set_postfix": lambda *a, **k: None})()
-    trainer._evaluate()
+    trainer = setup(tiny_config("lora", tmp_path, max_steps=steps + 10, eval_every=1000, lr=1e-2), run,
+                    show_progress=False)
+    evaluate(trainer)
     for _ in range(steps):
-        trainer._train_step(bar)
-        trainer._evaluate()
-    return trainer, run, bar
+        train_step(trainer)  # eval_every 1000: the step does not validate or save by itself
+        evaluate(trainer)
+    return trainer, run, None
 
 
 def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     trainer, run, bar = trained_run(tmp_path)
     before = weights(run / "last")
-    real = trainer_module.label_loss
-    monkeypatch.setattr(trainer_module, "label_loss",
+    real = training.label_loss
+    monkeypatch.setattr(training, "label_loss",
                         lambda *a, **k: (real(*a, **k)[0] * float("nan"), real(*a, **k)[1]))
     with pytest.raises(MinisummError, match=r"loss became nan at step 2.*last good checkpoint"):
-        trainer._train_step(bar)
+        train_step(trainer)
     after = weights(run / "last")
     assert all(torch.equal(before[k], after[k]) for k in before) and state_step(run) == 2
 
@@ -58,13 +57,13 @@ def test_fp16_overflow_skips_the_step_through_the_grad_scaler(tmp_path, monkeypa
     trainer, run, bar = trained_run(tmp_path, steps=1)
     trainer.precision = "fp16"
     trainer.scaler = torch.amp.GradScaler("cpu", enabled=True)
-    real = trainer_module.label_loss
-    monkeypatch.setattr(trainer_module, "label_loss",
+    real = training.label_loss
+    monkeypatch.setattr(training, "label_loss",
                         lambda *a, **k: (real(*a, **k)[0] * float("inf"), real(*a, **k)[1]))
-    monkeypatch.setattr(trainer_module, "autocast", lambda *a: torch.autocast("cpu", enabled=False))
+    monkeypatch.setattr(training, "autocast", lambda *a: torch.autocast("cpu", enabled=False))
     params_before = [p.detach().clone() for p in trainer.params]
     scale_before = trainer.scaler.get_scale()
-    trainer._train_step(bar)  # no error: the scaler sees inf gradients and skips the update
+    train_step(trainer)  # no error: the scaler sees inf gradients and skips the update
     assert all(torch.equal(a, b) for a, b in zip(params_before, trainer.params))
     assert trainer.scaler.get_scale() < scale_before
 
@@ -73,25 +72,25 @@ def test_out_of_memory_suggests_smaller_batches_or_checkpointing(tmp_path, monke
     def oom(self, **batch):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(trainer_module.LossModule, "forward", oom)
-    trainer = Trainer(tiny_config("lora", tmp_path, max_steps=3), tmp_path / "run", show_progress=False)
+    monkeypatch.setattr(training.LossModule, "forward", oom)
+    trainer = setup(tiny_config("lora", tmp_path, max_steps=3), tmp_path / "run", show_progress=False)
     with pytest.raises(MinisummError, match=r"--batch-size 2 --grad-accum 4.*--grad-checkpointing"):
-        trainer.train()
+        fit(trainer)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_signals_save_last_and_exit_cleanly(tmp_path, monkeypatch, sig):
-    real_lr_at = trainer_module.lr_at
+    real_lr_at = training.lr_at
 
     def send(step, **kwargs):
         if step == 1:
             os.kill(os.getpid(), sig)
         return real_lr_at(step, **kwargs)
 
-    monkeypatch.setattr(trainer_module, "lr_at", send)
+    monkeypatch.setattr(training, "lr_at", send)
     run = tmp_path / "run"
     before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}  # SIG_IGN when run in background
-    result = Trainer(tiny_config("lora", tmp_path, max_steps=50), run, show_progress=False).train()
+    result = train(tiny_config("lora", tmp_path, max_steps=50), run, show_progress=False)
     assert result["interrupted"] == sig.name and f"--resume {run}" in result["message"]
     assert state_step(run) == 2  # the step in flight finished, then last/ was saved
     assert {s: signal.getsignal(s) for s in before} == before  # handlers restored
@@ -110,9 +109,9 @@ def test_process_killed_in_the_middle_of_a_save_leaves_the_previous_checkpoint(t
 
     real_save = checkpoint.save_file
     monkeypatch.setattr(checkpoint, "save_file", die_on_second_file)
-    trainer._train_step(bar)
+    train_step(trainer)
     with pytest.raises(KeyboardInterrupt):
-        trainer._save_last()
+        save_last(trainer)
     after = weights(run / "last")
     assert all(torch.equal(before[k], after[k]) for k in before) and state_step(run) == 2
     load_checkpoint(run / "last")  # still a whole, loadable checkpoint
@@ -131,19 +130,19 @@ def test_death_between_the_two_renames_falls_back_to_the_old_folder(tmp_path, mo
             raise KeyboardInterrupt
         return real_rename(src, dst)
 
-    monkeypatch.setattr(checkpoint.os, "rename", die_on_second_rename)
-    trainer._train_step(bar)
+    monkeypatch.setattr(atomic.os, "rename", die_on_second_rename)
+    train_step(trainer)
     with pytest.raises(KeyboardInterrupt):
-        trainer._save_last()
-    monkeypatch.setattr(checkpoint.os, "rename", real_rename)
+        save_last(trainer)
+    monkeypatch.setattr(atomic.os, "rename", real_rename)
     assert not (run / "last").exists() and (run / "last.old").is_dir()
     _, _, config = load_checkpoint(run / "last")  # readers fall back to last.old
     assert config.method.method == "lora"
-    resumed = Trainer(read_config(run), run, resume=True, show_progress=False)
+    resumed = setup(read_config(run), run, resume=True, show_progress=False)
     assert resumed.state.step == 2
     assert all(torch.equal(before[k], v.cpu()) for k, v in
-               trainer_module.methods.trainable_state_dict(resumed.model).items())
-    resumed._save_last()
+               training.methods.trainable_state_dict(resumed.model).items())
+    save_last(resumed)
     assert (run / "last").is_dir() and not (run / "last.old").exists()
 
 
@@ -155,8 +154,8 @@ def test_full_disk_is_one_sentence_and_the_previous_checkpoint_stays(tmp_path, m
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(checkpoint, "save_file", full_disk)
-    trainer._train_step(bar)
+    train_step(trainer)
     with pytest.raises(MinisummError, match=r"Could not write last/ .*No space left on device.*intact"):
-        trainer._save_last()
+        save_last(trainer)
     after = weights(run / "last")
     assert all(torch.equal(before[k], after[k]) for k in before)

@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 
 import minisumm.tools.atomic
 from conftest import fill, tiny_config
-from minisumm import batching, trainer as trainer_module
+from minisumm import batching, training
 from minisumm.tools import checkpoint, compare
 from minisumm.errors import run_cli
 from minisumm.tools.export import main as export_main
@@ -41,14 +41,14 @@ def test_disk_filling_up_during_training_stops_in_one_line_and_resume_continues(
                                                                                 monkeypatch):
     run = small_disk / "run"
     filled = []
-    real_lr_at = trainer_module.lr_at
+    real_lr_at = training.lr_at
 
     def fill_at_step_2(step, **kwargs):  # another program fills the disk while the third step trains
         if step == 2 and not filled:
             filled.append(fill(small_disk))
         return real_lr_at(step, **kwargs)
 
-    monkeypatch.setattr(trainer_module, "lr_at", fill_at_step_2)
+    monkeypatch.setattr(training, "lr_at", fill_at_step_2)
     flags = [*SMALL, "--method", "lora", "--cache-dir", str(tmp_path / "cache"), "--eval-every", "1"]
     assert run_cli(train_main, [*flags, "--max-steps", "4", "--out", str(run)]) == 2
     one_error_line(capsys)
@@ -57,7 +57,7 @@ def test_disk_filling_up_during_training_stops_in_one_line_and_resume_continues(
     assert not [p for p in run.iterdir() if ".tmp" in p.name]  # no half-written checkpoint left
 
     filled[0].unlink()  # space again: the run goes on from its last checkpoint
-    monkeypatch.setattr(trainer_module, "lr_at", real_lr_at)
+    monkeypatch.setattr(training, "lr_at", real_lr_at)
     assert run_cli(train_main, ["--resume", str(run), "--no-progress"]) == 0
     assert json.loads((run / "summary.json").read_text())["steps"] == 4
 
@@ -100,8 +100,8 @@ def test_injected_write_errors_in_a_checkpoint_save(tmp_path, monkeypatch, capsy
         raise error
 
     monkeypatch.setattr(checkpoint, "save_file", fail)
-    trainer._train_step(bar)
-    assert run_cli(lambda argv: trainer._save_last(), []) == 2
+    train_step(trainer)
+    assert run_cli(lambda argv: save_last(trainer), []) == 2
     one_error_line(capsys)
     after = weights(run / "last")
     assert all(torch.equal(before[k], after[k]) for k in before)

@@ -95,7 +95,8 @@ def warn_unused(method: str, given: dict) -> None:
 
 
 def main(argv=None) -> int:
-    from minisumm.trainer import Trainer
+    from minisumm import training
+    from minisumm.tools.console import summary_text
 
     args = parser().parse_args(argv)
     given = given_flags(argv)
@@ -117,20 +118,19 @@ def main(argv=None) -> int:
         with raising(), folder_lock.hold(out) if is_main else contextlib.nullcontext():
             if args.resume:  # read under the lock: another process may be writing the run
                 config, overrides = resume_config(out, given)
-            trainer = Trainer(config, out, resume=bool(args.resume), overwrite=args.overwrite,
-                              show_progress=not args.no_progress)
+            run = training.setup(config, out, resume=bool(args.resume), overwrite=args.overwrite,
+                                 show_progress=not args.no_progress)
             if overrides:
-                trainer.run.log({"type": "resume_overrides", "settings": overrides})
-            summary = trainer.train()
+                run.run.log({"type": "resume_overrides", "settings": overrides})
+            summary = training.fit(run)
     except Interrupted as stop:
         raise Interrupted(stop.signum, stop_message(stop.signum, out, bool(args.resume), before)) from None
-    if not trainer.dist.is_main:
+    if not run.dist.is_main:
         return 0
     if "interrupted" in summary:
         print(summary["message"])
         return 130 if summary["interrupted"] == "SIGINT" else 143
-    print(json.dumps(summary, indent=2))
-    print(f"Run saved in {out}; evaluate it with: python evaluate.py {out}")
+    print(summary_text(summary, str(out)))  # summary.json holds every number
     return 0
 
 

@@ -126,3 +126,26 @@ def read_tensors(path: Path) -> dict[str, torch.Tensor]:
     except (SafetensorError, OSError, ValueError) as error:
         raise MinisummError(f"{path} is not a readable safetensors file ({str(error)[:120]}); it is truncated, "
                             f"corrupt, or another format (minisumm never unpickles files).") from None
+
+
+# ---------------------------------------------------------------------------------------------- optimizer
+def optimizer_to_safe(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    """Split an optimizer state dict into tensors (for safetensors) and the rest (for JSON): no pickle."""
+    full = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for index, entry in full["state"].items():
+        for key, value in entry.items():
+            if torch.is_tensor(value):
+                tensors[f"{index}.{key}"] = value
+            else:
+                scalars[f"{index}.{key}"] = value
+    return tensors, {"param_groups": full["param_groups"], "scalars": scalars}
+
+
+def optimizer_from_safe(tensors: dict[str, torch.Tensor], saved: dict) -> dict:
+    """Rebuild an optimizer state dict from `optimizer_to_safe`'s two parts."""
+    state: dict[int, dict] = {}
+    for name, value in [*tensors.items(), *saved["scalars"].items()]:
+        index, key = name.split(".", 1)
+        state.setdefault(int(index), {})[key] = value
+    return {"state": state, "param_groups": saved["param_groups"]}

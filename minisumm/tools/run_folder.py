@@ -66,7 +66,7 @@ def run_inputs(config: RunConfig) -> list[str]:
 
 
 def check_trainer_state(state, path: Path, trainer_fields: dict[str, str]) -> None:
-    """trainer_state.json as `Trainer._save_last` writes it, or one sentence naming the first bad key."""
+    """trainer_state.json as `training.save_last` writes it, or one sentence naming the first bad key."""
     from minisumm.config import _has_type
 
     def bad(key: str, why: str):
