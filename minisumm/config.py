@@ -3,6 +3,9 @@
 The CLIs build their flags from these fields (`add_arguments`), checkpoints store them as JSON
 (`RunConfig.to_dict` / `RunConfig.from_dict`), and `validate()` rejects bad values before any work is
 done, naming the allowed range. One place for each setting: its default, its help and its check.
+
+`--help` states each default once: `add_arguments` appends "(default: X)" unless the help text already
+says what the default is, as it must where the default is None ("default: once per epoch").
 """
 
 from __future__ import annotations
@@ -46,23 +49,40 @@ class ModelConfig:
         "Build the model from its config with random weights (a folder with config and tokenizer but "
         "no weights needs this; never done silently)."))
     dropout: float | None = field(default=None, metadata=_help(
-        "Override GPT-2's dropout (embedding, attention, residual); default keeps the model's own (0.1)."))
+        "Override GPT-2's dropout (embedding, attention, residual) (default: the model's own, 0.1 for GPT-2)."))
 
 
 @dataclass
 class DataConfig:
     data: str = field(default="cnn_dailymail", metadata=_help(
-        "Data source: 'cnn_dailymail' (abisee/cnn_dailymail 3.0.0), 'sample' (the small dataset "
-        "shipped with minisumm) or a local .jsonl/.json/.csv file split by --split-ratios."))
-    train_file: str | None = field(default=None, metadata=_help("Local file for the train split."))
-    validation_file: str | None = field(default=None, metadata=_help("Local file for the validation split."))
-    test_file: str | None = field(default=None, metadata=_help("Local file for the test split."))
-    article_field: str = field(default="article", metadata=_help("Field holding the article text."))
+        "Data source: 'cnn_dailymail' (shorthand for abisee/cnn_dailymail 3.0.0, fields article, highlights, "
+        "id), 'sample' (400 invented news stories shipped with minisumm: offline runs), a local "
+        ".jsonl/.json/.csv file split by --split-ratios, or a summarisation dataset on the Hugging Face hub "
+        "as OWNER/NAME, e.g. EdinburghNLP/xsum with --article-field document --summary-field summary."))
+    data_config: str | None = field(default=None, metadata=_help(
+        "Configuration of a hub dataset, as datasets.load_dataset's second argument (default: none; "
+        "3.0.0 for 'cnn_dailymail')."))
+    train_split: str = field(default="train", metadata=_help(
+        "Split of a hub dataset to train on: a name, or a slice of one such as 'train[:95%]'."))
+    validation_split: str = field(default="validation", metadata=_help(
+        "Split of a hub dataset to validate on; for a dataset without one, hold out part of train: "
+        "--train-split 'train[:95%]' --validation-split 'train[95%:]'."))
+    test_split: str = field(default="test", metadata=_help("Split of a hub dataset to test on."))
+    train_file: str | None = field(default=None, metadata=_help(
+        "Local file for the train split, instead of --data (default: none)."))
+    validation_file: str | None = field(default=None, metadata=_help(
+        "Local file for the validation split (default: none)."))
+    test_file: str | None = field(default=None, metadata=_help("Local file for the test split (default: none)."))
+    article_field: str = field(default="article", metadata=_help(
+        "Field holding the article, in local files and OWNER/NAME hub datasets (CNN/DailyMail: article; "
+        "XSum: document)."))
     summary_field: str = field(default="highlights", metadata=_help(
-        "Field holding the reference summary (sentences joined by newlines)."))
-    id_field: str = field(default="id", metadata=_help("Field holding the example id (row number if absent)."))
+        "Field holding the reference summary, sentences joined by newlines (CNN/DailyMail: highlights; "
+        "XSum: summary)."))
+    id_field: str = field(default="id", metadata=_help(
+        "Field holding the example id, the row number where absent (CNN/DailyMail and XSum: id)."))
     train_size: str = field(default="21000", metadata=_help(
-        "Examples drawn (seeded) from the train split, or 'all'."))
+        "Examples drawn (seeded) from the train split, or 'all'; a smaller split is used whole, with a note."))
     validation_size: str = field(default="6000", metadata=_help(
         "Examples drawn (seeded) from the validation split, or 'all'."))
     test_size: str = field(default="3000", metadata=_help(
@@ -80,7 +100,7 @@ class DataConfig:
         "Batch examples of similar length together (sorted inside shuffled mega-batches) to waste "
         "less compute on padding."))
     cache_dir: str | None = field(default=None, metadata=_help(
-        "Where tokenised datasets are cached (default ~/.cache/minisumm)."))
+        "Where tokenised datasets are cached (default: ~/.cache/minisumm)."))
 
     def split_sizes(self) -> dict[str, int | None]:
         """Requested examples per split, None meaning the whole split."""
@@ -133,12 +153,13 @@ class MethodConfig:
 @dataclass
 class TrainConfig:
     epochs: int = field(default=10, metadata=_help("Upper bound on epochs (early stopping usually ends sooner)."))
-    max_steps: int | None = field(default=None, metadata=_help("Upper bound on optimizer steps."))
+    max_steps: int | None = field(default=None, metadata=_help(
+        "Upper bound on optimizer steps (default: none, --epochs and early stopping decide)."))
     batch_size: int = field(default=8, metadata=_help("Examples per micro-batch."))
     grad_accum: int = field(default=4, metadata=_help(
         "Micro-batches accumulated per optimizer step (effective batch = batch size x this)."))
     lr: float | None = field(default=None, metadata=_help(
-        "Peak learning rate (default per method: prompt 3e-2, lora 2e-4, last-layers 1e-4, full 5e-5; "
+        "Peak learning rate (default: per method: prompt 3e-2, lora 2e-4, last-layers 1e-4, full 5e-5; "
         "with --model tiny-news: 1e-1, 1e-2, 3e-3, 2e-3)."))
     min_lr_ratio: float = field(default=0.1, metadata=_help("The cosine decays to this share of the peak rate."))
     warmup_ratio: float = field(default=0.05, metadata=_help("Share of the optimizer steps spent in linear warmup."))
@@ -160,6 +181,9 @@ class TrainConfig:
     log_every: int = field(default=10, metadata=_help("Log the training loss every N optimizer steps."))
     seed: int = field(default=42, metadata=_help("Seed for data subsets, data order, initialisation and dropout."))
     device: str = field(default="auto", metadata=_help("cpu, cuda, cuda:N or auto."))
+    tensorboard: bool = field(default=False, metadata=_help(
+        "Also write metrics.jsonl's scalars (train loss, lr, grad_norm, tokens/s; val_loss, best_loss) to "
+        "<run>/tensorboard/ for TensorBoard; needs pip install 'minisumm[tensorboard]'."))
 
 
 @dataclass
@@ -236,6 +260,9 @@ class RunConfig:
                f"{MIN_ARTICLE_TOKENS} article tokens; lower --prompt-length or --max-summary-tokens.")
         d.split_sizes()
         d.ratios()
+        for split in ("train", "validation", "test"):
+            _check(bool(getattr(d, f"{split}_split").strip()),
+                   f"--{split}-split must name a split of the dataset, like {split!r}; got an empty name.")
         _check(t.epochs >= 1, f"--epochs must be at least 1; got {t.epochs}.")
         _check(t.max_steps is None or t.max_steps >= 1, f"--max-steps must be at least 1; got {t.max_steps}.")
         _check(t.batch_size >= 1, f"--batch-size must be at least 1; got {t.batch_size}.")
@@ -291,21 +318,31 @@ def _size(value: str, flag: str) -> int | None:
 
 
 def add_arguments(parser: argparse.ArgumentParser, section_cls, skip: tuple[str, ...] = ()) -> None:
-    """Add one flag per dataclass field (`lora_rank` -> `--lora-rank`), with its help and default."""
+    """Add one flag per dataclass field (`lora_rank` -> `--lora-rank`), with its help and its default,
+    stated once."""
     group = parser.add_argument_group(section_cls.__name__.replace("Config", "").lower())
     for f in dataclasses.fields(section_cls):
         if f.name in skip:
             continue
         flag = "--" + f.name.replace("_", "-")
-        default = f.default
-        help_text = f"{f.metadata['help']} (default: {default!r})"
         if f.type in ("bool", bool):
-            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=default,
-                               help=f"{f.metadata['help']} (default: {'on' if default else 'off'})")
-            continue
-        kind = {"int": int, "float": float, "int | None": int, "float | None": float}.get(str(f.type), str)
-        group.add_argument(flag, dest=f.name, type=kind, default=default, help=help_text,
-                           choices=f.metadata.get("choices"))
+            action = group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=f.default)
+        else:
+            kind = {"int": int, "float": float, "int | None": int, "float | None": float}.get(str(f.type), str)
+            action = group.add_argument(flag, dest=f.name, type=kind, default=f.default,
+                                        choices=f.metadata.get("choices"))
+        action.help = help_with_default(f)  # set after: Python 3.10's BooleanOptionalAction adds its own
+
+
+def help_with_default(f: dataclasses.Field) -> str:
+    """The field's help, ending in "(default: X)" unless it already says what the default is."""
+    text = f.metadata["help"]
+    if "default" not in text.lower():
+        if f.default is None:
+            raise ValueError(f"the help of {f.name} must say what its default, None, means")
+        shown = ("on" if f.default else "off") if isinstance(f.default, bool) else repr(f.default)
+        text = f"{text} (default: {shown})"
+    return text.replace("%", "%%")  # argparse formats help with %
 
 
 def from_args(args: argparse.Namespace, base: RunConfig | None = None) -> RunConfig:
