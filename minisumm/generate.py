@@ -32,23 +32,27 @@ Choices made here (transformers' `generate` has flags for each):
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 from transformers import DynamicCache
 
+from minisumm.config import DecodeConfig
 from minisumm.errors import MinisummError
 from minisumm.model import body
 
 
 def generate(model, prompts: list[list[int]], *, eos_id: int, pad_id: int, max_new_tokens: int = 128,
              min_new_tokens: int = 0, num_beams: int = 1, no_repeat_ngram: int = 3, length_penalty: float = 1.0,
-             batch_size: int | None = None) -> list[list[int]]:
+             batch_size: int | None = None, progress: Callable[[int], object] | None = None) -> list[list[int]]:
     """Continue each prompt; return the new token ids per prompt (no prompt, no final EOS), in input order.
 
     `num_beams == 1` is greedy decoding, more is beam search. `no_repeat_ngram` 0 turns the n-gram ban off.
     `batch_size` prompts are decoded together (all of them when None); callers that sort prompts by length
-    first waste less compute on padding. The model runs in eval mode under `torch.inference_mode()` and is
-    put back in the mode it was in.
+    first waste less compute on padding. `progress(n)` is called after each batch with its number of prompts
+    (a progress bar's `update`). The model runs in eval mode under `torch.inference_mode()` and is put back
+    in the mode it was in.
     """
     _check_arguments(model, prompts, max_new_tokens, min_new_tokens, num_beams, no_repeat_ngram, batch_size)
     if max_new_tokens == 0:
@@ -69,6 +73,8 @@ def generate(model, prompts: list[list[int]], *, eos_id: int, pad_id: int, max_n
                 else:
                     outputs += _beam_search(model, input_ids, attention_mask, num_beams=num_beams,
                                             length_penalty=length_penalty, **settings)
+                if progress is not None:
+                    progress(input_ids.shape[0])
     finally:
         model.train(was_training)
     return outputs
@@ -218,21 +224,25 @@ def decode_texts(tokenizer, generated_ids: list[list[int]]) -> list[str]:
     return [text.strip() for text in tokenizer.batch_decode(generated_ids, skip_special_tokens=True)]
 
 
-def summarize(model, tokenizer, articles: list[str], data_cfg, prefix_tokens: int, **decode_kwargs) -> list[str]:
+def summarize(model, tokenizer, articles: list[str], data_cfg, prefix_tokens: int, decode: DecodeConfig, *,
+              batch_size: int | None = None, progress: Callable[[int], object] | None = None) -> list[str]:
     """Summarise `articles` (same order out as in): encode, batch by length, decode, detokenise.
 
     Prompts are built by `batching.encode_prompt` exactly as in training (article truncated so that the
-    soft prompt, article, separator and `max_new_tokens` fit the model's positions). They are decoded
+    soft prompt, article, separator and `decode.max_new_tokens` fit the model's positions). They are decoded
     longest first, so similar lengths share a batch (less padding) and an out-of-memory error shows at once.
-    `decode_kwargs` go to `generate` (max_new_tokens, num_beams, batch_size, ...).
+    `batch_size` and `progress` go to `generate`.
     """
     from minisumm.batching import encode_prompt
 
-    max_new_tokens = decode_kwargs.pop("max_new_tokens", data_cfg.max_summary_tokens)
-    prompts = [encode_prompt(tokenizer, article, data_cfg, prefix_tokens, max_new_tokens) for article in articles]
+    prompts = [encode_prompt(tokenizer, article, data_cfg, prefix_tokens, decode.max_new_tokens)
+               for article in articles]
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
     generated = generate(model, [prompts[i] for i in order], eos_id=tokenizer.eos_token_id,
-                         pad_id=tokenizer.pad_token_id, max_new_tokens=max_new_tokens, **decode_kwargs)
+                         pad_id=tokenizer.pad_token_id, max_new_tokens=decode.max_new_tokens,
+                         min_new_tokens=decode.min_new_tokens, num_beams=decode.beams,
+                         no_repeat_ngram=decode.no_repeat_ngram, length_penalty=decode.length_penalty,
+                         batch_size=batch_size, progress=progress)
     in_input_order: list[list[int]] = [[] for _ in articles]
     for position, index in enumerate(order):
         in_input_order[index] = generated[position]

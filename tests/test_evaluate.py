@@ -1,5 +1,7 @@
 """evaluate.py and summarize: baselines, the real CNN/DM sample, and bad checkpoints in one sentence."""
 
+import argparse
+import dataclasses
 import errno
 import io
 import json
@@ -8,7 +10,7 @@ import os
 import pytest
 from rouge_score import rouge_scorer
 
-from minisumm.config import DataConfig
+from minisumm.config import DataConfig, DecodeConfig
 from minisumm.data import load_file
 from minisumm.cli import evaluate as evaluate_cli, summarize
 from minisumm.errors import run_cli
@@ -42,6 +44,7 @@ def test_zero_shot_baseline_runs_the_untrained_model(tmp_path):
                                    "--limit", "3", "--max-new-tokens", "6", "--out", str(out)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["examples"] == 3 and metrics["loss"] > 0 and "rougeLsum" in metrics["rouge"]
+    assert metrics["decoding"] == dataclasses.asdict(DecodeConfig(max_new_tokens=6))  # the settings used, all of them
 
 
 def test_checkpoint_whose_base_model_cannot_be_loaded(tmp_path, capsys):
@@ -127,3 +130,76 @@ def test_limit_must_be_positive_and_no_best_says_it_evaluates_last(tmp_path, cap
     assert run_cli(evaluate_main, [str(folder.parent), "--split", "validation", "--limit", "1",
                                    "--max-new-tokens", "2"]) == 0
     assert "has no best/ checkpoint; evaluating last/" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("make_parser", [evaluate_cli.parser, summarize.parser], ids=["evaluate", "summarize"])
+def test_help_states_each_default_once_and_the_one_argparse_uses(make_parser):
+    p = make_parser()
+    stated = 0
+    for action in p._actions:
+        text = action.help % {**vars(action), "prog": p.prog} if action.help else ""
+        assert text.count("(default:") <= 1, action.dest
+        if action.default not in (None, False, argparse.SUPPRESS):  # a value the user gets without asking
+            assert text.count("(default:") == 1, f"{action.dest}'s default is not in its help"
+            assert f"(default: {action.default!r})" in text, action.dest
+        stated += text.count("(default:")
+    # the formatter adds none of its own (ArgumentDefaultsHelpFormatter would add "(default: None)" to --out)
+    assert " ".join(p.format_help().split()).count("(default:") == stated
+
+
+def test_evaluate_and_summarize_take_decode_config_s_flags_and_checks(tmp_path, capsys, monkeypatch):
+    flags = {"--" + f.name.replace("_", "-") for f in dataclasses.fields(DecodeConfig)}
+    for p in (evaluate_cli.parser(), summarize.parser()):
+        assert flags <= set(p._option_string_actions)
+    args = summarize.parser().parse_args(["run", "--beams", "4", "--length-penalty", "0.5"])
+    assert evaluate_cli.decode_config(args) == DecodeConfig(beams=4, length_penalty=0.5)
+    monkeypatch.setattr(summarize, "load_checkpoint", lambda *a: pytest.fail("the model was loaded"))
+    monkeypatch.setattr(evaluate_cli, "load_checkpoint", lambda *a: pytest.fail("the model was loaded"))
+    bad = ["--min-new-tokens", "9", "--max-new-tokens", "4"]
+    assert run_cli(summarize_main, [str(tmp_path), "-", *bad]) == 2
+    assert run_cli(evaluate_main, [str(tmp_path), "--out", str(tmp_path / "eval"), *bad]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["error: --min-new-tokens (9) cannot exceed --max-new-tokens (4)."] * 2
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+ZERO_SHOT = ["--baseline", "zero-shot", "--model", "tiny-random", "--data", "sample", "--limit", "3",
+             "--max-new-tokens", "6", "--batch-size", "2"]
+
+
+def test_progress_bars_draw_on_a_terminal_only(tmp_path, capsys, monkeypatch):
+    terminal = Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    assert run_cli(evaluate_main, [*ZERO_SHOT, "--out", str(tmp_path / "a")]) == 0
+    drawn = terminal.getvalue()
+    # tqdm redraws at most every 0.1 s, so only the first drawing of each bar is certain: its total
+    assert "loss:   0%" in drawn and "0/2 [" in drawn  # 3 examples in batches of 2
+    assert "decode:   0%" in drawn and "0/3 [" in drawn  # 3 summaries (updates: test_generate's summarize test)
+    assert drawn.endswith("\r")  # erased when done: the table follows on a clean line
+    assert "decoding " in capsys.readouterr().out
+
+    quiet = Terminal()
+    monkeypatch.setattr("sys.stderr", quiet)
+    assert run_cli(evaluate_main, [*ZERO_SHOT, "--out", str(tmp_path / "b"), "--no-progress"]) == 0
+    assert quiet.getvalue() == ""
+
+    monkeypatch.undo()  # capsys' stderr, a pipe rather than a terminal
+    assert run_cli(evaluate_main, [*ZERO_SHOT, "--out", str(tmp_path / "c")]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_summarize_prints_control_characters_escaped(tmp_path, capsys, monkeypatch):
+    folder, _ = saved(tmp_path, "lora")
+    article = tmp_path / "article.txt"
+    article.write_text("The mayor opened a library.")
+    hostile = "Red \x1b[31malert\x1b[0m rang\x07 the\tbell. Then \x9b2J and a\u202e reversed end.\rOver"
+    monkeypatch.setattr(summarize, "summarize", lambda *args, **kwargs: [hostile])
+    assert run_cli(summarize_main, [str(folder), str(article)]) == 0
+    out = capsys.readouterr().out
+    assert not any(ord(c) < 32 and c not in "\t\n" or 0x7f <= ord(c) <= 0x9f or c == "\u202e" for c in out)
+    # one sentence a line; a carriage return ends a line, as every line break does in split_sentences
+    assert out == "Red \\x1b[31malert\\x1b[0m rang\\x07 the\tbell.\nThen \\x9b2J and a\\u202e reversed end.\nOver\n"

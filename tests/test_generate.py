@@ -279,13 +279,16 @@ def test_decode_texts_strips_and_drops_eos():
 
 def test_summarize_keeps_input_order_and_matches_one_at_a_time():
     from minisumm.batching import encode_prompt
-    from minisumm.config import DataConfig
+    from minisumm.config import DataConfig, DecodeConfig
 
     model = lively_model()
     _, tokenizer = load_model_and_tokenizer("tiny-random")
     data_cfg = DataConfig(max_length=96, separator=" TL;DR: ")
     articles = ["Short one.", "A much longer article about the weather in the north. " * 3, "Medium length text here."]
-    texts = summarize(model, tokenizer, articles, data_cfg, 0, max_new_tokens=10, batch_size=2, num_beams=2)
+    finished = []  # what a progress bar would be told: prompts per finished batch
+    texts = summarize(model, tokenizer, articles, data_cfg, 0, DecodeConfig(max_new_tokens=10, beams=2),
+                      batch_size=2, progress=finished.append)
+    assert finished == [2, 1]
     expected = []
     for article in articles:
         prompt = encode_prompt(tokenizer, article, data_cfg, 0, 10)

@@ -7,77 +7,88 @@
 
 The model is rebuilt from the checkpoint's own config; LoRA is merged before decoding (no extra cost per
 token); the soft prompt goes into the prefill. Writes `eval/metrics.json` and `eval/predictions.jsonl`
-(id, reference, prediction) in the run folder (or `--out`), and prints a short table. The output folder is
-checked and locked (`minisumm.tools.folder_lock`) before the model loads; if it cannot be written after decoding
-(a full disk), the results go to a temporary folder that the error names.
+(id, reference, prediction) in the run folder (or `--out`), and prints a short table. The decoding flags
+are `minisumm.config.DecodeConfig`'s, shared with `summarize`. Progress bars (loss, then decoding) go to a
+terminal's stderr only: piped or logged output stays clean. The output folder is checked and locked
+(`minisumm.tools.folder_lock`) before the model loads; if it cannot be written after decoding (a full disk),
+the results go to a temporary folder that the error names.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
 from minisumm import batching, data, methods
 from minisumm.tools import checkpoint, folder_lock
 from minisumm.tools.atomic import check_writable, write_json, write_text
-from minisumm.config import DataConfig, ModelConfig, RunConfig
+from minisumm.config import DataConfig, DecodeConfig, ModelConfig, RunConfig, add_arguments
 from minisumm.device import low_precision_dtype, peak_memory_mb, reset_peak_memory, resolve_device, resolve_precision
 from minisumm.errors import WRITE_ERRORS, ArgumentParser, MinisummError, run_cli, writing
 from minisumm.generate import summarize
 from minisumm.loss import evaluation_loss
 from minisumm.model import build, load_checkpoint
 from minisumm.speedups import label_loss
-from minisumm.metrics import lead3, rouge_scores
-
-ROUGE_KEYS = ("rouge1", "rouge2", "rougeL", "rougeLsum")
+from minisumm.metrics import ROUGE_TYPES, lead3, rouge_scores
 
 
-def parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(prog="evaluate.py", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                                description="Evaluation loss and ROUGE of a minisumm checkpoint or a baseline.")
+def parser(prog: str = "evaluate.py") -> argparse.ArgumentParser:
+    """The flags; each help text states its default once (argparse expands `%(default)r`)."""
+    p = ArgumentParser(prog=prog, description="Evaluation loss and ROUGE of a minisumm checkpoint or a baseline.")
     p.add_argument("checkpoint", nargs="?", help="A run folder, or its best/ or last/ folder.")
     p.add_argument("--baseline", choices=("lead3", "zero-shot"), help="Score a baseline instead of a checkpoint.")
-    p.add_argument("--model", default="gpt2", help="Base model of the zero-shot baseline (as for train.py).")
+    p.add_argument("--model", default="gpt2",
+                   help="Base model of the zero-shot baseline, as for train.py. (default: %(default)r)")
     p.add_argument("--random-init", action="store_true", help="Zero-shot baseline with random weights.")
     p.add_argument("--data", default=None, help="Override the data source: cnn_dailymail, sample, or a file "
-                                                "(every row of a file is scored).")
-    p.add_argument("--split", default="test", choices=data.SPLITS, help="Split of a named source to score.")
+                                                "(every row of a file is scored). (default: the checkpoint's "
+                                                "own source; cnn_dailymail for a baseline)")
+    p.add_argument("--split", default="test", choices=data.SPLITS,
+                   help="Split of a named source to score. (default: %(default)r)")
     p.add_argument("--limit", type=int, default=None,
-                   help="Score only the first N examples (N at least 1; leave it out to score them all).")
-    decode = p.add_argument_group("decoding")
-    decode.add_argument("--beams", type=int, default=1, help="Beam width (1 = greedy).")
-    decode.add_argument("--max-new-tokens", type=int, default=128, help="Longest summary, in tokens.")
-    decode.add_argument("--min-new-tokens", type=int, default=0, help="Shortest summary before EOS is allowed.")
-    decode.add_argument("--no-repeat-ngram", type=int, default=3, help="Ban repeating n-grams of this size (0: off).")
-    decode.add_argument("--length-penalty", type=float, default=1.0, help="Beam score = logprob / length**this.")
-    p.add_argument("--batch-size", type=int, default=8, help="Examples per batch for loss and decoding.")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto.")
+                   help="Score only the first N examples (N at least 1). (default: all of them)")
+    add_arguments(p, DecodeConfig)
+    p.add_argument("--batch-size", type=int, default=8,
+                   help="Examples per batch for loss and decoding. (default: %(default)r)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto. (default: %(default)r)")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
                    help="Precision of the loss (autocast) and of decoding (the model cast to it); "
-                        "auto: bf16/fp16 on CUDA, fp32 on CPU.")
-    p.add_argument("--seed", type=int, default=0, help="Seed of the bootstrap intervals.")
-    p.add_argument("--out", default=None, help="Output folder (default: <run>/eval, or runs/baseline-<name>/eval).")
+                        "auto: bf16/fp16 on CUDA, fp32 on CPU. (default: %(default)r)")
+    p.add_argument("--seed", type=int, default=0, help="Seed of the bootstrap intervals. (default: %(default)r)")
+    p.add_argument("--out", default=None, help="Output folder. (default: <run>/eval, or runs/baseline-<name>/eval)")
+    p.add_argument("--no-progress", action="store_true",
+                   help="No progress bars (they are only ever drawn on a terminal).")
     return p
 
 
-def main(argv=None) -> int:
-    args = parser().parse_args(argv)
-    _check_args(args)
+def decode_config(args: argparse.Namespace) -> DecodeConfig:
+    """The DecodeConfig of parsed flags (the flags `add_arguments(p, DecodeConfig)` made), validated."""
+    decode = DecodeConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(DecodeConfig)})
+    decode.validate()
+    return decode
+
+
+def main(argv=None, prog: str = "evaluate.py") -> int:
+    args = parser(prog).parse_args(argv)
+    decode = _check_args(args)
     out = _out_folder(args)
     check_writable(out, "--out")  # before hours of decoding, not after
     with folder_lock.hold(out, "evaluation folder"):
-        results, examples, predictions = _evaluate(args)
+        results, examples, predictions = _evaluate(args, decode)
         _write(out, results, examples, predictions)
     print(table(results))
     print(f"Wrote {out / 'metrics.json'} and {out / 'predictions.jsonl'}")
     return 0
 
 
-def _evaluate(args) -> tuple[dict, list, list[str]]:
+def _evaluate(args, decode: DecodeConfig) -> tuple[dict, list, list[str]]:
     """Load, score the loss, decode and compute ROUGE: `(results, examples, predictions)`."""
     model, tokenizer, config = _load(args)
     data_cfg = config.data
@@ -101,33 +112,32 @@ def _evaluate(args) -> tuple[dict, list, list[str]]:
             model.to(low_precision_dtype(precision))    # (why: minisumm.generate's docstring)
         reset_peak_memory(device)
         started = time.perf_counter()
-        predictions = summarize(model, tokenizer, [e.article for e in examples], data_cfg, prefix,
-                                max_new_tokens=args.max_new_tokens, min_new_tokens=args.min_new_tokens,
-                                num_beams=args.beams, no_repeat_ngram=args.no_repeat_ngram,
-                                length_penalty=args.length_penalty, batch_size=args.batch_size)
+        with _progress_bar(args, "decode", "summary", len(examples)) as bar:
+            predictions = summarize(model, tokenizer, [e.article for e in examples], data_cfg, prefix, decode,
+                                    batch_size=args.batch_size, progress=bar.update)
         results["decode_peak_memory_mb"] = peak_memory_mb(device)
     results["decode_time_s"] = time.perf_counter() - started
     scores = rouge_scores(predictions, [e.summary for e in examples], seed=args.seed)
-    results["rouge"] = {key: {k: scores[key][k] for k in ("mean", "mid", "low", "high")} for key in ROUGE_KEYS}
-    results["decoding"] = {"beams": args.beams, "max_new_tokens": args.max_new_tokens,
-                           "min_new_tokens": args.min_new_tokens, "no_repeat_ngram": args.no_repeat_ngram,
-                           "length_penalty": args.length_penalty}
+    results["rouge"] = {key: {k: scores[key][k] for k in ("mean", "mid", "low", "high")} for key in ROUGE_TYPES}
+    results["decoding"] = dataclasses.asdict(decode)
     return results, examples, predictions
 
 
-def _check_args(args) -> None:
+def _progress_bar(args, desc: str, unit: str, total: int, iterable=None):
+    """A tqdm bar on stderr (over `iterable` if given), drawn only on a terminal (`disable=None`: a pipe or a
+    log file gets no carriage-return updates) and never with --no-progress; erased when done."""
+    return tqdm(iterable, total=total, desc=desc, unit=unit, disable=True if args.no_progress else None,
+                leave=False, dynamic_ncols=True)
+
+
+def _check_args(args) -> DecodeConfig:
+    """Refuse bad flags before the model loads; return the decoding settings."""
     if bool(args.checkpoint) == bool(args.baseline):
         raise MinisummError("Give either a checkpoint (python evaluate.py runs/<run>) or --baseline lead3|zero-shot.")
-    for flag, value, low in (("--beams", args.beams, 1), ("--max-new-tokens", args.max_new_tokens, 1),
-                             ("--min-new-tokens", args.min_new_tokens, 0),
-                             ("--no-repeat-ngram", args.no_repeat_ngram, 0),
-                             ("--batch-size", args.batch_size, 1),
-                             ("--limit", 1 if args.limit is None else args.limit, 1)):
-        if value < low:
-            raise MinisummError(f"{flag} must be at least {low}; got {value}.")
-    if args.min_new_tokens > args.max_new_tokens:
-        raise MinisummError(f"--min-new-tokens ({args.min_new_tokens}) cannot exceed --max-new-tokens "
-                            f"({args.max_new_tokens}).")
+    for flag, value in (("--batch-size", args.batch_size), ("--limit", 1 if args.limit is None else args.limit)):
+        if value < 1:
+            raise MinisummError(f"{flag} must be at least 1; got {value}.")
+    return decode_config(args)
 
 
 def _out_folder(args) -> Path:
@@ -180,7 +190,8 @@ def _loss(model, tokenizer, examples, data_cfg, prefix, args, device, precision)
     order = batching.batch_order([len(e["input_ids"]) for e in encoded], args.batch_size, seed=0, epoch=0,
                                  shuffle=False, group_by_length=False)
     batches = (batching.collate([encoded[i] for i in ids], tokenizer.eos_token_id) for ids in order)
-    result = evaluation_loss(model, batches, device, precision, label_loss)
+    with _progress_bar(args, "loss", "batch", len(order), batches) as bar:
+        result = evaluation_loss(model, bar, device, precision, label_loss)
     return {"loss": result["loss"], "perplexity": result["perplexity"], "loss_tokens": result["tokens"]}
 
 
@@ -206,10 +217,13 @@ def table(results: dict) -> str:
     rows = [f"{'examples':<12}{results['examples']}"]
     if "loss" in results:
         rows.append(f"{'loss':<12}{results['loss']:.4f}  (perplexity {results['perplexity']:.2f})")
-    for key in ROUGE_KEYS:
+    for key in ROUGE_TYPES:
         r = results["rouge"][key]
         interval = f"  [{r['low']:.2f}, {r['high']:.2f}]" if r["low"] is not None else ""
         rows.append(f"{key:<12}{r['mid']:.2f}{interval}")
+    if "loss" in results:  # a model was decoded (lead-3 takes no time worth a row)
+        rate = results["examples"] / max(results["decode_time_s"], 1e-9)
+        rows.append(f"{'decoding':<12}{results['decode_time_s']:.1f} s ({rate:.1f} summaries/s)")
     return "\n".join(rows)
 
 

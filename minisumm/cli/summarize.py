@@ -1,20 +1,30 @@
 """`python -m minisumm.cli.summarize RUN [FILE|-]`: summarise one text from a file or standard input.
 
 The text is laid out exactly as in training (article, separator, then the model continues), decoded with
-the same KV-cached decoder as evaluate.py, and printed one sentence a line.
+the same KV-cached decoder and the same decoding flags (`minisumm.config.DecodeConfig`) as evaluate.py, and
+printed one sentence a line. A model can emit any byte, so control characters in the summary (an escape
+sequence, a carriage return, a bell) are printed escaped (`\\x1b`), never sent raw to the terminal.
 """
 
 from __future__ import annotations
 
+import argparse
+import re
 import sys
 from pathlib import Path
 
 from minisumm import methods
+from minisumm.cli.evaluate import decode_config
+from minisumm.config import DecodeConfig, add_arguments
 from minisumm.model import load_checkpoint
 from minisumm.device import low_precision_dtype, resolve_device, resolve_precision
 from minisumm.errors import ArgumentParser, MinisummError, run_cli
 from minisumm.generate import summarize
 from minisumm.metrics import split_sentences
+
+# What a terminal acts on instead of showing: C0 controls but tab and newline, DEL, C1 controls (0x9b is a
+# one-character escape sequence) and the bidirectional overrides that reorder the text around them.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def read_text(source: str) -> str:
@@ -38,15 +48,25 @@ def read_text(source: str) -> str:
     return text.strip()
 
 
-def main(argv=None) -> int:
-    p = ArgumentParser(prog="python -m minisumm.cli.summarize", description=__doc__.split("\n\n")[0])
+def printable(text: str) -> str:
+    """`text` with every control character but tab and newline written as an escape (`\\x1b`, `\\u202e`)."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}", text)
+
+
+def parser(prog: str = "python -m minisumm.cli.summarize") -> argparse.ArgumentParser:
+    p = ArgumentParser(prog=prog, description="Summarise one text, from a file or standard input, with a minisumm "
+                                              "checkpoint.")
     p.add_argument("checkpoint", help="A run folder, or its best/ or last/ folder.")
-    p.add_argument("source", nargs="?", default="-", help="A UTF-8 text file, or - for standard input.")
-    p.add_argument("--max-new-tokens", type=int, default=128, help="Longest summary, in tokens.")
-    p.add_argument("--beams", type=int, default=1, help="Beam width (1 = greedy).")
-    p.add_argument("--no-repeat-ngram", type=int, default=3, help="Ban repeating n-grams of this size (0: off).")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto.")
-    args = p.parse_args(argv)
+    p.add_argument("source", nargs="?", default="-",
+                   help="A UTF-8 text file, or - for standard input. (default: %(default)r)")
+    add_arguments(p, DecodeConfig)
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto. (default: %(default)r)")
+    return p
+
+
+def main(argv=None, prog: str = "python -m minisumm.cli.summarize") -> int:
+    args = parser(prog).parse_args(argv)
+    decode = decode_config(args)
     text = read_text(args.source)
     model, tokenizer, config = load_checkpoint(args.checkpoint)
     device = resolve_device(args.device)
@@ -55,10 +75,8 @@ def main(argv=None) -> int:
     dtype = low_precision_dtype(resolve_precision("auto", device))  # bf16 or fp16 on a GPU, None on a CPU
     if dtype is not None:
         model.to(dtype)  # decode in the model's own dtype, without autocast (minisumm.generate's docstring)
-    summary = summarize(model, tokenizer, [text], config.data, methods.prefix_tokens(config.method),
-                        max_new_tokens=args.max_new_tokens, num_beams=args.beams,
-                        no_repeat_ngram=args.no_repeat_ngram)[0]
-    print("\n".join(split_sentences(summary)) or "(the model produced an empty summary)")
+    summary = summarize(model, tokenizer, [text], config.data, methods.prefix_tokens(config.method), decode)[0]
+    print(printable("\n".join(split_sentences(summary))) or "(the model produced an empty summary)")
     return 0
 
 
