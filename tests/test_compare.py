@@ -1,9 +1,11 @@
-"""The comparison report: hand-written run and baseline folders in, a Markdown table (and PNGs) out.
+"""The comparison report: hand-written run and baseline folders in; a short terminal table, the full Markdown
+table, a CSV of every column (and PNGs) out.
 
 No training here: each folder holds a summary.json, metrics.jsonl and eval/metrics.json written by hand, so
 every expected cell below is worked out from those numbers, not produced by the code under test.
 """
 
+import csv
 import importlib.util
 import json
 import subprocess
@@ -24,19 +26,22 @@ def rouge(r1, r2, rl, rlsum, spread=0.9):
             for key, v in zip(("rouge1", "rouge2", "rougeL", "rougeLsum"), (r1, r2, rl, rlsum))}
 
 
-def write_run(folder: Path, method: str, trainable: int, total: int, *, evaluated=True, val_losses=(7.0, 5.5, 5.0)):
+def write_run(folder: Path, method: str, trainable: int, total: int, *, evaluated=True, val_losses=(7.0, 5.5, 5.0),
+              device="cpu"):
     folder.mkdir(parents=True)
     summary = {"method": method, "trainable_params": trainable, "total_params": total,
                "trainable_share": trainable / total, "best_val_loss": min(val_losses), "steps": 50, "epochs": 2.0,
                "wall_time_s": 93.96, "train_time_s": 80.0, "tokens_per_s": 3165.78, "peak_memory_mb": 1245.07,
-               "checkpoint_bytes": 18305, "device": "cpu", "precision": "fp32"}
+               "checkpoint_bytes": 18305, "device": device, "precision": "fp32"}
     (folder / "summary.json").write_text(json.dumps(summary))
     records = [{"type": "start", "total_steps": 50}]
     records += [{"type": "eval", "step": 25 * i, "epoch": float(i), "val_loss": v} for i, v in enumerate(val_losses)]
+    records += [{"type": "train", "step": 25 * i, "epoch": float(i), "loss": v - 0.3} for i, v in enumerate(val_losses)
+                if i]
     (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     if evaluated:
         write_eval(folder, {"loss": 4.98765, "perplexity": 146.6, "examples": 40,
-                            "rouge": rouge(36.08, 15.04, 25.55, 33.33) | {"rouge1": {
+                            "rouge": rouge(36.08, 15.04, 25.52, 33.33) | {"rouge1": {
                                 "mean": 36.2, "mid": 36.08, "low": 35.24, "high": 36.97}}})
 
 
@@ -63,8 +68,13 @@ def runs(tmp_path, monkeypatch):
 
 
 def table_rows(text: str) -> list[list[str]]:
+    """The body rows of the Markdown table in `text`."""
     lines = [line for line in text.splitlines() if line.startswith("| ")]
     return [[cell.strip() for cell in line.strip("|").split(" | ")] for line in lines[2:]]  # past header, align
+
+
+def report_rows(folder: Path) -> list[list[str]]:
+    return table_rows((folder / "comparison.md").read_text())
 
 
 @pytest.fixture
@@ -76,16 +86,16 @@ def cell(row, column):
     return row[compare.HEADER.index(column)]
 
 
-def test_one_row_per_folder_baselines_first_then_fewest_trainable(runs, capsys):
+def test_one_row_per_folder_baselines_first_then_fewest_trainable(runs):
     assert run_cli(compare.main, [str(p) for p in sorted(runs.iterdir())]) == 0
-    rows = table_rows(capsys.readouterr().out)
+    rows = report_rows(runs)
     assert [row[0] for row in rows] == ["baseline-lead3", "prompt-1", "lora-1"]
     assert all(len(row) == len(compare.HEADER) for row in rows)
 
 
-def test_cells_are_the_numbers_in_the_files(runs, capsys):
+def test_cells_are_the_numbers_in_the_files(runs):
     compare.main([str(runs / "lora-1")])
-    (lora,) = table_rows(capsys.readouterr().out)
+    (lora,) = report_rows(runs)
     assert cell(lora, "Method") == "lora"
     assert cell(lora, "Trainable params") == "294,912 (0.236%)"  # 294912 / 124734720 = 0.2364%
     assert cell(lora, "Checkpoint") == "18 KB"  # 18305 / 1024 = 17.9
@@ -100,9 +110,9 @@ def test_cells_are_the_numbers_in_the_files(runs, capsys):
     assert cell(lora, "ROUGE-Lsum") == "33.3 [32.4, 34.2]"
 
 
-def test_missing_numbers_are_dashes(runs, capsys):
+def test_missing_numbers_are_dashes(runs):
     compare.main([str(runs / "prompt-1"), str(runs / "baseline-lead3")])
-    baseline, prompt = table_rows(capsys.readouterr().out)
+    baseline, prompt = report_rows(runs)
     assert cell(prompt, "Trainable params") == "15,360 (0.0123%)"
     assert cell(prompt, "Test loss") == cell(prompt, "ROUGE-Lsum") == cell(prompt, "Test examples") == "—"
     assert cell(baseline, "Method") == "lead3 (baseline)"
@@ -123,7 +133,7 @@ def test_stray_paths_are_skipped_with_one_line_each(runs, capsys):
                      f"note: skipped {runs / 'missing'}: does not exist",
                      f"note: skipped {checkpoint}: not a run folder (no summary.json, metrics.jsonl or "
                      f"eval/metrics.json)"]
-    assert [row[0] for row in table_rows(captured.out)] == ["lora-1"]
+    assert [row[0] for row in report_rows(runs)] == ["lora-1"]
 
 
 @pytest.mark.parametrize("argv", [[], ["notes.txt"]])
@@ -134,11 +144,10 @@ def test_no_runs_is_one_error_sentence(runs, capsys, argv):
     assert not (runs / "comparison.md").exists()
 
 
-def test_markdown_file_written_in_the_common_parent_and_at_out(runs, tmp_path, capsys):
+def test_markdown_file_written_in_the_common_parent_and_at_out(runs, tmp_path):
     compare.main([str(runs / "lora-1"), str(runs / "baseline-lead3")])
-    printed = capsys.readouterr().out
     written = (runs / "comparison.md").read_text()
-    assert printed.strip() in written and written.startswith("# minisumm comparison")
+    assert written.startswith("# minisumm comparison") and len(report_rows(runs)) == 2
     compare.main([str(runs / "lora-1"), "--out", str(tmp_path / "report" / "mine.md")])
     assert table_rows((tmp_path / "report" / "mine.md").read_text())[0][0] == "lora-1"
 
@@ -153,10 +162,74 @@ def test_unfinished_run_and_resumed_steps(tmp_path, capsys, monkeypatch):
                {"type": "eval", "step": 10, "epoch": 0.5, "val_loss": 6.25}]
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records) + '{"type": "ev')
     compare.main([str(run)])
-    (row,) = table_rows(capsys.readouterr().out)
+    (row,) = table_rows((tmp_path / "comparison.md").read_text())
     assert row[:2] == ["full-1 (unfinished)", "full"]
     assert cell(row, "Best val loss") == "6.250" and cell(row, "Steps (epochs)") == "10 (0.50)"
     assert [r["val_loss"] for r in compare.read_entry(run).curve] == [7.0, 6.25]
+
+
+def test_terminal_shows_the_key_columns_within_100_characters(runs, capsys):
+    demo = runs / "demo"  # a name that does not say its method
+    write_run(demo, "last-layers", 14_177_280, 124_439_808)
+    compare.main([str(p) for p in sorted(runs.iterdir())])
+    printed = capsys.readouterr().out
+    assert len(compare.TERMINAL_COLUMNS) <= 7 and all(len(line) <= 100 for line in printed.splitlines())
+    lines = printed.split("\n\n")[0].splitlines()  # the table; the peak-memory note follows a blank line
+    assert lines[0].split("  ")[0] == "Run" and "ROUGE-L [95%]" in lines[0] and "Checkpoint" not in lines[0]
+    rows = {line.split("  ")[0].strip(): line.split() for line in lines[2:]}
+    assert set(rows) == {"baseline-lead3", "prompt-1", "lora-1", "demo (last-layers)"}
+    # lora-1: 294,912 of 124,734,720 trainable, best val 5.0, 93.96 s, ROUGE-L 25.52 +- 0.9, 1245.07 MB
+    assert rows["lora-1"][1:] == ["294,912", "(0.236%)", "5.000", "1.6", "min", "25.5", "[24.6,", "26.4]", "1.2", "GB"]
+    assert rows["prompt-1"][-4:] == ["min", "—", "1.2", "GB"]  # not evaluated
+    assert rows["baseline-lead3"][1:] == ["—", "—", "—", "25.0", "[24.1,", "25.9]", "—"]
+
+
+def test_csv_beside_the_report_has_every_column_as_plain_numbers(runs):
+    compare.main([str(p) for p in runs.iterdir()])
+    with open(runs / "comparison.csv", newline="") as file:
+        rows = {row["run"]: row for row in csv.DictReader(file)}
+    # every column of the Markdown table has its plain counterpart(s)
+    counterparts = {"Run": ["run"], "Method": ["method"], "Trainable params": ["trainable_params", "trainable_share"],
+                    "Checkpoint": ["checkpoint_bytes"], "Steps (epochs)": ["steps", "epochs"],
+                    "Wall time": ["wall_time_s"], "Tokens/s": ["tokens_per_s"], "Peak memory": ["peak_memory_mb"],
+                    "Best val loss": ["best_val_loss"], "Test loss": ["test_loss"], "Test examples": ["test_examples"],
+                    **{title: [f"{key}_{part}" for part in ("mid", "low", "high")]
+                       for key, title in compare.ROUGE_COLUMNS}}
+    assert set(counterparts) == set(compare.HEADER)
+    assert all(name in rows["lora-1"] for names in counterparts.values() for name in names)
+    lora = rows["lora-1"]
+    assert (lora["method"], lora["kind"], lora["device"]) == ("lora", "run", "cpu")
+    assert int(lora["trainable_params"]) == 294_912 and float(lora["trainable_share"]) == 294_912 / 124_734_720
+    assert float(lora["wall_time_s"]) == 93.96 and float(lora["peak_memory_mb"]) == 1245.07
+    assert int(lora["checkpoint_bytes"]) == 18305 and int(lora["steps"]) == 50 and float(lora["epochs"]) == 2.0
+    assert float(lora["best_val_loss"]) == 5.0 and float(lora["test_loss"]) == 4.98765
+    assert [float(lora[f"rouge1_{part}"]) for part in ("mid", "low", "high")] == [36.08, 35.24, 36.97]
+    assert rows["prompt-1"]["rougeL_mid"] == rows["baseline-lead3"]["trainable_params"] == ""
+    assert float(rows["baseline-lead3"]["rougeLsum_mid"]) == 36.6
+    assert "[comparison.csv](comparison.csv)" in (runs / "comparison.md").read_text()
+
+
+@pytest.mark.parametrize("devices, says, not_says", [
+    (["cpu"], ["peak resident set", "whole process", "clear_refs"], ["max_memory_allocated"]),
+    (["cuda:0"], ["torch.cuda.max_memory_allocated", "tensors only"], ["resident"]),
+    (["cpu", "cuda"], ["peak resident set", "torch.cuda.max_memory_allocated"], []),
+], ids=["cpu", "cuda", "both"])
+def test_footnote_says_what_peak_memory_measured_on_the_runs_device(tmp_path, capsys, monkeypatch, devices, says,
+                                                                   not_says):
+    monkeypatch.setattr(compare, "_pyplot", lambda: None)
+    for i, device in enumerate(devices):
+        write_run(tmp_path / "runs" / f"lora-{i}", "lora", 294_912, 124_734_720, device=device)
+    compare.main([str(p) for p in (tmp_path / "runs").iterdir()])
+    printed = " ".join(capsys.readouterr().out.split())  # the note is wrapped to the terminal's width
+    report = (tmp_path / "runs" / "comparison.md").read_text()
+    footnote = next(line for line in report.splitlines() if line.startswith("Peak memory: "))
+    assert footnote in printed
+    assert all(words in footnote for words in says) and not any(words in footnote for words in not_says)
+
+
+def test_no_peak_memory_no_footnote(runs, capsys):
+    compare.main([str(runs / "baseline-lead3")])
+    assert "Peak memory:" not in capsys.readouterr().out + (runs / "comparison.md").read_text()
 
 
 @pytest.mark.parametrize("value, expected", [(500, "500 B"), (18305, "18 KB"), (1.25 * 2**20, "1.2 MB"),
@@ -181,7 +254,7 @@ def test_pngs_are_written_and_valid(runs, with_plots, capsys):
     from matplotlib.image import imread
 
     compare.main([str(p) for p in runs.iterdir()])
-    for name in ("comparison-val-loss.png", "comparison-rouge.png"):
+    for name in ("comparison-loss.png", "comparison-rouge.png", "comparison-cost.png"):
         path = runs / name
         assert path.read_bytes()[:8] == PNG_SIGNATURE
         height, width, _ = imread(path).shape
@@ -204,7 +277,7 @@ def test_module_runs_as_a_script(runs):
     # a baseline alone has nothing to plot, which keeps this check quick even with matplotlib installed
     result = subprocess.run([sys.executable, "-m", "minisumm.tools.compare", str(runs / "baseline-lead3")], cwd=ROOT,
                             capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0 and "| baseline-lead3 | lead3 (baseline) |" in result.stdout
+    assert result.returncode == 0 and result.stdout.splitlines()[2].startswith("baseline-lead3  ")
     assert (runs / "comparison.md").is_file()
 
 
@@ -252,7 +325,7 @@ def test_malformed_files_are_a_note_and_a_skip(runs, capsys, file, content, why)
     assert run_cli(compare.main, [str(runs / "lora-1"), str(bad)]) == 0
     captured = capsys.readouterr()
     assert f"note: skipped {bad}: {file} has {why}" in captured.err
-    assert [row[0] for row in table_rows(captured.out)] == ["lora-1"]
+    assert [row[0] for row in report_rows(runs)] == ["lora-1"]
 
 
 def test_out_folder_gets_the_report_and_plots_inside_and_read_only_out_is_one_line(
@@ -260,8 +333,9 @@ def test_out_folder_gets_the_report_and_plots_inside_and_read_only_out_is_one_li
     report = tmp_path / "report"
     report.mkdir()
     assert run_cli(compare.main, [str(runs / "lora-1"), "--out", str(report)]) == 0
-    plots = ["comparison-rouge.png", "comparison-val-loss.png"] if importlib.util.find_spec("matplotlib") else []
-    assert sorted(p.name for p in report.iterdir()) == [*plots, "comparison.md"]  # plots need the plot extra
+    plots = [f"comparison-{name}.png" for name in ("cost", "loss", "rouge")] if importlib.util.find_spec(
+        "matplotlib") else []
+    assert sorted(p.name for p in report.iterdir()) == [*plots, "comparison.csv", "comparison.md"]  # plots: plot extra
     assert not list(tmp_path.glob("*.png"))  # nothing in the parent
     capsys.readouterr()
     assert run_cli(compare.main, [str(runs / "lora-1"), "--out", str(read_only_dir / "report.md")]) == 2

@@ -1,6 +1,6 @@
-"""`python -m minisumm.tools.compare RUN...`: one Markdown table comparing training runs and baselines, plus plots.
+"""`python -m minisumm.tools.compare RUN...`: a table comparing training runs and baselines, plus plots.
 
-    python -m minisumm.tools.compare runs/*                          # prints the table, writes runs/comparison.md
+    python -m minisumm.tools.compare runs/*                          # writes runs/comparison.md, .csv, PNGs
     python -m minisumm.tools.compare runs/lora-* runs/baseline-lead3 --out report.md
 
 Each argument is a folder:
@@ -15,21 +15,27 @@ methods is prompt → LoRA → last layers → full. ROUGE columns are F-measure
 them (Lin 2004, Google's rouge-score): the bootstrap median with its 95% interval, `36.1 [35.2, 37.0]`.
 Sizes use 1 KB = 1,024 bytes; checkpoint size is the run's best/ folder (the trained weights + config).
 
-The table goes to stdout and to `--out`, by default `comparison.md` in the common parent folder of the
-given folders (`runs/` for `runs/*`), so the report lands beside the runs it describes whatever the
-working directory. With matplotlib (the optional `plot` extra) two PNGs are written beside it:
-`<stem>-val-loss.png` (validation loss of every run from metrics.jsonl, against epochs, or optimizer steps
-with `--x-axis step`) and
-`<stem>-rouge.png` (ROUGE-Lsum against trainable parameters, log scale; baselines as horizontal lines).
+The terminal gets the key columns (run, trainable parameters, best validation loss, wall time, ROUGE-L with
+its interval, peak memory) and a line saying what "peak memory" measured on the runs' device. The full
+table goes to `--out`, by default `comparison.md` in the common parent folder of the given folders
+(`runs/` for `runs/*`), so the report lands beside the runs it describes whatever the working directory;
+beside it `comparison.csv` holds every column as plain numbers, one row per folder. With matplotlib (the
+optional `plot` extra) three PNGs go beside it too (`minisumm/tools/plots.py` draws them):
+`<stem>-loss.png` (training and validation loss of every run from metrics.jsonl, against epochs, or
+optimizer steps with `--x-axis step`), `<stem>-rouge.png` (ROUGE-L against trainable parameters, log scale)
+and `<stem>-cost.png` (ROUGE-L against training wall time and peak memory).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
 import math
 import os
 import sys
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +45,7 @@ from minisumm.errors import ArgumentParser, MinisummError, run_cli, writing
 DASH = "—"
 BASELINES = ("lead3", "zero-shot")
 ROUGE_COLUMNS = (("rouge1", "ROUGE-1"), ("rouge2", "ROUGE-2"), ("rougeL", "ROUGE-L"), ("rougeLsum", "ROUGE-Lsum"))
+KEY_ROUGE = ROUGE_COLUMNS[2]  # ROUGE-L: the one score in the terminal table and the plots
 
 
 @dataclass
@@ -51,6 +58,7 @@ class Entry:
     summary: dict = field(default_factory=dict)  # summary.json; empty unless kind == "run"
     evaluation: dict | None = None  # eval/metrics.json, None when not evaluated
     curve: list[dict] = field(default_factory=list)  # metrics.jsonl eval records, one per step, by step
+    train_curve: list[dict] = field(default_factory=list)  # metrics.jsonl train records (loss), by step
 
 
 # ------------------------------------------------------------------------------------------------ reading
@@ -71,12 +79,13 @@ def read_entry(path: str | Path) -> Entry:
             _check_fields(name, data, numbers)
     if evaluation is not None:
         _check_rouge(evaluation.get("rouge"))
-    curve = _eval_records(path / "metrics.jsonl")
+    curve = _log_records(path / "metrics.jsonl", "eval", "val_loss")
+    train_curve = _log_records(path / "metrics.jsonl", "train", "loss")
     if summary is not None:
-        return Entry(path.name, path, "run", summary.get("method", "?"), summary, evaluation, curve)
+        return Entry(path.name, path, "run", summary.get("method", "?"), summary, evaluation, curve, train_curve)
     if config is not None:
         method = config.get("config", {}).get("method", {}).get("method", "?")
-        return Entry(path.name, path, "unfinished", method, {}, evaluation, curve)
+        return Entry(path.name, path, "unfinished", method, {}, evaluation, curve, train_curve)
     source = str(evaluation.get("source", "?"))  # "lead3", "zero-shot", or a checkpoint scored with --out
     return Entry(path.name, path, "baseline", f"{source} (baseline)" if source in BASELINES else source, {},
                  evaluation)
@@ -138,8 +147,9 @@ def _check_rouge(rouge) -> None:
                                 f"mid (or mean), low and high")
 
 
-def _eval_records(path: Path) -> list[dict]:
-    """The validation losses of metrics.jsonl; a resumed run may repeat a step, and its last record wins."""
+def _log_records(path: Path, kind: str, value: str) -> list[dict]:
+    """metrics.jsonl's records of type `kind` ("eval", "train") that hold a number `value` ("val_loss",
+    "loss"), one per step; a resumed run may repeat a step, and its last record wins."""
     if not path.is_file():
         return []
     by_step = {}
@@ -148,8 +158,8 @@ def _eval_records(path: Path) -> list[dict]:
             record = json.loads(line)
         except ValueError:  # a line cut short by a crash mid-write
             continue
-        if (isinstance(record, dict) and record.get("type") == "eval" and _is_number(record.get("step"))
-                and _is_number(record.get("val_loss")) and _is_number(record.get("epoch", 0))):
+        if (isinstance(record, dict) and record.get("type") == kind and _is_number(record.get("step"))
+                and _is_number(record.get(value)) and _is_number(record.get("epoch", 0))):
             by_step[record["step"]] = record
     return [by_step[step] for step in sorted(by_step)]
 
@@ -198,31 +208,49 @@ def _number(value, fmt) -> str:
     return DASH if value is None or (isinstance(value, float) and not math.isfinite(value)) else fmt(value)
 
 
-# ------------------------------------------------------------------------------------------------ table
+# ------------------------------------------------------------------------------------------------ tables
+def row_values(entry: Entry) -> dict:
+    """Every column's plain value for one entry, keyed by the CSV's column names; None where the files do not
+    say. Seconds, MB, bytes, ROUGE F × 100 with the interval's `_low` and `_high`."""
+    s, ev = entry.summary, entry.evaluation or {}
+    best_val = s.get("best_val_loss")
+    if entry.kind == "unfinished" and entry.curve:
+        best_val = min(r["val_loss"] for r in entry.curve)
+    values = {
+        "run": entry.name, "kind": entry.kind, "method": entry.method, "device": s.get("device"),
+        "trainable_params": s.get("trainable_params"), "total_params": s.get("total_params"),
+        "trainable_share": s.get("trainable_share"), "checkpoint_bytes": s.get("checkpoint_bytes"),
+        "steps": s.get("steps", entry.curve[-1]["step"] if entry.curve else None),
+        "epochs": s.get("epochs", entry.curve[-1].get("epoch") if entry.curve else None),
+        "wall_time_s": s.get("wall_time_s"), "tokens_per_s": s.get("tokens_per_s"),
+        "peak_memory_mb": s.get("peak_memory_mb"), "best_val_loss": best_val, "test_loss": ev.get("loss"),
+        "test_examples": ev.get("examples")}
+    for key, _ in ROUGE_COLUMNS:
+        score = ev.get("rouge", {}).get(key) or {}
+        values |= {f"{key}_mid": score.get("mid", score.get("mean")), f"{key}_low": score.get("low"),
+                   f"{key}_high": score.get("high")}
+    return values
+
+
 HEADER = ("Run", "Method", "Trainable params", "Checkpoint", "Steps (epochs)", "Wall time", "Tokens/s",
           "Peak memory", "Best val loss", "Test loss", "Test examples", *(title for _, title in ROUGE_COLUMNS))
 
 
 def table_row(entry: Entry) -> list[str]:
-    s, ev = entry.summary, entry.evaluation or {}
-    best_val = s.get("best_val_loss")
-    if entry.kind == "unfinished" and entry.curve:
-        best_val = min(r["val_loss"] for r in entry.curve)
-    steps = s.get("steps", entry.curve[-1]["step"] if entry.curve else None)
-    epochs = s.get("epochs", entry.curve[-1].get("epoch") if entry.curve else None)
-    rouge = ev.get("rouge", {})
+    """The Markdown table's cells for one entry, in HEADER's order."""
+    v, rouge = row_values(entry), (entry.evaluation or {}).get("rouge", {})
     return [
         entry.name + (" (unfinished)" if entry.kind == "unfinished" else ""),
         entry.method,
-        _number(s.get("trainable_params"), lambda n: format_params(n, s.get("trainable_share"))),
-        _number(s.get("checkpoint_bytes"), format_bytes),
-        _number(steps, lambda n: f"{n:,}" + ("" if epochs is None else f" ({epochs:.2f})")),
-        _number(s.get("wall_time_s"), format_seconds),
-        _number(s.get("tokens_per_s"), lambda x: f"{x:,.0f}"),
-        _number(s.get("peak_memory_mb"), lambda mb: format_bytes(mb * 2**20)),
-        _number(best_val, lambda x: f"{x:.3f}"),
-        _number(ev.get("loss"), lambda x: f"{x:.3f}"),
-        _number(ev.get("examples"), lambda n: f"{n:,}"),
+        _number(v["trainable_params"], lambda n: format_params(n, v["trainable_share"])),
+        _number(v["checkpoint_bytes"], format_bytes),
+        _number(v["steps"], lambda n: f"{n:,}" + ("" if v["epochs"] is None else f" ({v['epochs']:.2f})")),
+        _number(v["wall_time_s"], format_seconds),
+        _number(v["tokens_per_s"], lambda x: f"{x:,.0f}"),
+        _number(v["peak_memory_mb"], lambda mb: format_bytes(mb * 2**20)),
+        _number(v["best_val_loss"], lambda x: f"{x:.3f}"),
+        _number(v["test_loss"], lambda x: f"{x:.3f}"),
+        _number(v["test_examples"], lambda n: f"{n:,}"),
         *(_number(rouge.get(key), format_interval) for key, _ in ROUGE_COLUMNS),
     ]
 
@@ -235,15 +263,65 @@ def markdown_table(entries: list[Entry]) -> str:
     return "\n".join([line(HEADER), line(align), *(line(table_row(e)) for e in entries)])
 
 
+def csv_text(entries: list[Entry]) -> str:
+    """Every column as plain numbers (see `row_values`), a row per entry; empty where unknown."""
+    rows = [row_values(entry) for entry in entries]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({column: "" if value is None else value for column, value in row.items()} for row in rows)
+    return buffer.getvalue()
+
+
+# The key columns, from the full table's cells: short enough for a 100-character terminal.
+TERMINAL_COLUMNS = ("Run", "Trainable params", "Best val loss", "Wall time", f"{KEY_ROUGE[1]} [95%]",
+                    "Peak memory")
+
+
+def terminal_table(entries: list[Entry]) -> str:
+    """The key columns aligned in plain text; a run's method is named beside it where the name does not say it."""
+    rows = []
+    for entry in entries:
+        cells = dict(zip(HEADER, table_row(entry)))
+        notes = [] if entry.method.removesuffix(" (baseline)") in entry.name else [entry.method]
+        notes += ["unfinished"] if entry.kind == "unfinished" else []
+        rows.append([entry.name + (f" ({', '.join(notes)})" if notes else ""), cells["Trainable params"],
+                     cells["Best val loss"], cells["Wall time"], cells[KEY_ROUGE[1]], cells["Peak memory"]])
+    widths = [max(len(row[i]) for row in [TERMINAL_COLUMNS, *rows]) for i in range(len(TERMINAL_COLUMNS))]
+
+    def line(cells):
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+    return "\n".join([line(TERMINAL_COLUMNS), "  ".join("-" * w for w in widths), *map(line, rows)]).rstrip()
+
+
 LEGEND = (
     "ROUGE: F-measure × 100 on the test examples evaluated, bootstrap median [95% interval] (rouge-score, "
     "stemmed; ROUGE-Lsum is the summary-level ROUGE-L that CNN/DailyMail papers report). Test loss: mean "
     "cross-entropy per summary token. Wall time: the whole training run, validations included. Checkpoint: "
-    "the best/ folder. Peak memory: CUDA tensors on a GPU, the "
-    "process's resident memory on a CPU. —: not applicable or not evaluated.")
+    "the best/ folder. —: not applicable or not evaluated.")
+PEAK_MEMORY = {  # what device.peak_memory_mb measured, by the kind of device: (axis label, footnote)
+    "cpu": ("process resident set", "on the CPU, the process's peak resident set since training began: the "
+            "whole process (Python, libraries, model, data), so a tiny model still shows hundreds of MB (Linux's "
+            "VmHWM, reset through /proc/self/clear_refs; elsewhere the peak since the process started)"),
+    "cuda": ("CUDA tensors", "on CUDA, torch.cuda.max_memory_allocated since training began: the tensors only, "
+             "without the CUDA context and the allocator's cache"),
+}
 
 
-# ------------------------------------------------------------------------------------------------ plots
+def memory_kinds(entries: list[Entry]) -> list[str]:
+    """The keys of PEAK_MEMORY that describe the runs reporting a peak ("cpu", "cuda"); both if unsaid."""
+    measured = [e.summary for e in entries if e.summary.get("peak_memory_mb") is not None]
+    kinds = {"cuda" if str(s["device"]).startswith("cuda") else "cpu" for s in measured if s.get("device")}
+    return sorted(kinds) if kinds or not measured else sorted(PEAK_MEMORY)
+
+
+def peak_memory_note(entries: list[Entry]) -> str | None:
+    """"Peak memory: ..." worded for the devices the runs trained on; None when no run reports a peak."""
+    kinds = memory_kinds(entries)
+    return "Peak memory: " + "; ".join(PEAK_MEMORY[kind][1] for kind in kinds) + "." if kinds else None
+
+
+# ------------------------------------------------------------------------------------------------ CLI
 def _pyplot():
     """matplotlib.pyplot on the file-only Agg backend, or None without the optional `plot` extra."""
     try:
@@ -255,70 +333,6 @@ def _pyplot():
     return plt
 
 
-def plot_val_loss(entries: list[Entry], path: Path, x_axis: str = "epoch") -> bool:
-    """Validation loss of every run with eval records against `x_axis` ("epoch" or "step"); False if none."""
-    plt = _pyplot()
-    runs = [e for e in entries if e.curve]
-    if plt is None or not runs:
-        return False
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for entry in runs:
-        xs = [r.get(x_axis, r["step"]) for r in entry.curve]
-        ax.plot(xs, [r["val_loss"] for r in entry.curve], marker="o", markersize=3, label=entry.name)
-    ax.set(xlabel="optimizer step" if x_axis == "step" else "epoch", ylabel="validation loss (per token)",
-           title="Validation loss")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return True
-
-
-def plot_rouge_vs_params(entries: list[Entry], path: Path) -> bool:
-    """ROUGE-Lsum (ROUGE-1 if some file lacks it) of evaluated runs against trainable parameters (log x),
-    with 95% intervals as error bars and baselines as horizontal lines; False if no run was evaluated."""
-    plt = _pyplot()
-    scored = [e for e in entries if e.evaluation and e.evaluation.get("rouge")]
-    runs = [e for e in scored if e.summary.get("trainable_params")]
-    if plt is None or not runs:
-        return False
-    key = "rougeLsum" if all("rougeLsum" in e.evaluation["rouge"] for e in scored) else "rouge1"
-    title = dict(ROUGE_COLUMNS)[key]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for entry in runs:
-        score = entry.evaluation["rouge"][key]
-        mid = score.get("mid", score.get("mean"))
-        err = [[mid - score["low"]], [score["high"] - mid]] if score.get("low") is not None else None
-        ax.errorbar([entry.summary["trainable_params"]], [mid], yerr=err, fmt="o", capsize=4, label=entry.name)
-    for entry, style in zip((e for e in scored if e.kind == "baseline"), ("--", ":", "-.", (0, (1, 3)))):
-        score = entry.evaluation["rouge"][key]
-        ax.axhline(score.get("mid", score.get("mean")), color="grey", linestyle=style, label=entry.name)
-    ax.set_xscale("log")
-    ax.set(xlabel="trainable parameters (log scale)", ylabel=f"{title} (F × 100)", title=f"{title} vs. trainable "
-           "parameters")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return True
-
-
-def _draw_atomically(draw, path: Path) -> bool:
-    """Run `draw(file)` on a temporary PNG beside `path`, then rename it into place: a failed or killed
-    write never leaves half a PNG."""
-    temporary = path.with_name(f".{path.stem}.tmp.png")
-    try:
-        drawn = draw(temporary)
-        if drawn:
-            os.replace(temporary, path)
-        return drawn
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
-# ------------------------------------------------------------------------------------------------ CLI
 def default_out(paths) -> Path:
     """`comparison.md` in the deepest folder holding every given path (their common parent)."""
     common = Path(os.path.commonpath([Path(p).resolve().parent for p in paths]))
@@ -332,10 +346,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="*", help="Run folders (train.py) and baseline folders (evaluate.py --baseline).")
     p.add_argument("--out", default=None, help="Markdown file to write, or a folder to write comparison.md in "
                                                "(default: comparison.md in the common parent folder of the runs); "
-                                               "PNGs go beside it.")
+                                               "the CSV and PNGs go beside it.")
     p.add_argument("--x-axis", default="epoch", choices=("epoch", "step"),
-                   help="x of the validation-loss plot (default: epoch, which compares runs with different batch "
-                        "sizes fairly).")
+                   help="x of the loss plot (default: epoch, which compares runs with different batch sizes "
+                        "fairly).")
     return p
 
 
@@ -346,32 +360,48 @@ def main(argv=None) -> int:
     if out.is_dir():  # --out DIR: the report and its plots go inside DIR
         out = out / "comparison.md"
     check_writable(out.parent, "--out")  # before any file is written
-    plots = {"val_loss": out.with_name(f"{out.stem}-val-loss.png"), "rouge": out.with_name(f"{out.stem}-rouge.png")}
-    ours = {os.path.abspath(p) for p in (out, *plots.values())}  # a rerun on runs/* meets its own report
+    table_csv = out.with_suffix(".csv")
+    images = {name: out.with_name(f"{out.stem}-{name}.png") for name in ("loss", "rouge", "cost")}
+    ours = {os.path.abspath(p) for p in (out, table_csv, *images.values())}  # a rerun on runs/* meets its report
     entries, notes = read_entries(p for p in args.runs if os.path.abspath(p) not in ours)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     if not entries:
         raise MinisummError(f"None of the {len(args.runs)} paths given is a run or baseline folder; give folders "
                             f"written by train.py or evaluate.py, e.g. python -m minisumm.tools.compare runs/*.")
-    table = markdown_table(entries)
-    print(table)
+    memory_note = peak_memory_note(entries)
+    print(terminal_table(entries))
+    if memory_note:
+        print("\n" + textwrap.fill(memory_note, width=100))
 
     written = []
     with writing(f"the comparison {out}", "pass another --out"):
         out.parent.mkdir(parents=True, exist_ok=True)
-        if _pyplot() is None:
+        plt = _pyplot()
+        if plt is None:
             print("note: plots skipped: matplotlib is not installed (pip install minisumm[plot] to get them).",
                   file=sys.stderr)
         else:
-            for title, key, draw in (("Validation loss", "val_loss", lambda p: plot_val_loss(entries, p, args.x_axis)),
-                                     ("ROUGE against trainable parameters", "rouge",
-                                      lambda p: plot_rouge_vs_params(entries, p))):
-                if _draw_atomically(draw, plots[key]):
-                    written.append((title, plots[key]))
-        images = "".join(f"\n![{title}]({path.name})\n" for title, path in written)
-        write_text(out, f"# minisumm comparison\n\n{table}\n\n{LEGEND}\n{images}")
-    for path in [out, *(path for _, path in written)]:
+            from minisumm.tools import plots
+
+            key, title = KEY_ROUGE
+            memory = " / ".join(PEAK_MEMORY[kind][0] for kind in memory_kinds(entries))
+            for name, caption, figure in (
+                    ("loss", "Training and validation loss", lambda: plots.loss_figure(plt, entries, args.x_axis)),
+                    ("rouge", f"{title} against trainable parameters",
+                     lambda: plots.rouge_figure(plt, entries, key, title)),
+                    ("cost", f"{title} against training time and peak memory",
+                     lambda: plots.cost_figure(plt, entries, key, title, memory))):
+                fig = figure()
+                if fig is not None:
+                    plots.save_figure(plt, fig, images[name])
+                    written.append((caption, images[name]))
+        write_text(table_csv, csv_text(entries))
+        pictures = "".join(f"\n![{caption}]({path.name})\n" for caption, path in written)
+        footnote = f"\n{memory_note}\n" if memory_note else ""
+        write_text(out, f"# minisumm comparison\n\n{markdown_table(entries)}\n\n{LEGEND}\n{footnote}"
+                        f"\nEvery column as plain numbers: [{table_csv.name}]({table_csv.name}).\n{pictures}")
+    for path in [out, table_csv, *(path for _, path in written)]:
         print(f"wrote {path}", file=sys.stderr)
     return 0
 
