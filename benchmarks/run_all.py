@@ -11,7 +11,7 @@ nothing but the disk, and the first failure stops everything with a message nami
     <out>/baseline-lead3/eval/  <out>/baseline-zero-shot/eval/     evaluate.py --baseline
     <out>/test.jsonl                                               the test examples every row is scored on
     <out>/commands.sh                                              every command run, in order
-    <out>/comparison.md (+ PNGs with matplotlib)                   python -m minisumm.tools.compare
+    <out>/comparison.md, .csv (+ PNGs with matplotlib)             python -m minisumm.tools.compare
 
 Same test examples for every row: the runs' test split (from the train flags: data, sizes, seed) is
 written once to test.jsonl and every evaluation, baselines included, scores that file. evaluate.py's
@@ -69,8 +69,8 @@ from minisumm.config import METHODS, RunConfig, from_args  # noqa: E402
 from minisumm.errors import MinisummError, run_cli  # noqa: E402
 from minisumm.cli.evaluate import parser as evaluate_parser  # noqa: E402
 from minisumm.cli.train import parser as train_parser  # noqa: E402
+from minisumm.tools.flags import FlagParser  # noqa: E402
 
-BASELINES = ("lead3", "zero-shot")
 QUICK_TRAIN = ["--train-size", "160", "--validation-size", "40", "--test-size", "40", "--max-length", "256",
                "--max-summary-tokens", "128", "--epochs", "3", "--batch-size", "8", "--grad-accum", "1",
                "--warmup-ratio", "0.1", "--log-every", "5"]
@@ -79,20 +79,26 @@ TINY_RANDOM_LR = {"prompt": 3e-1, "lora": 3e-3, "last-layers": 2e-3, "full": 1e-
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--model", default="gpt2", help="Base model of every run (as for train.py --model).")
-    p.add_argument("--random-init", action="store_true", help="Random weights (as for train.py --random-init).")
-    p.add_argument("--data", default="cnn_dailymail", help="Data source (as for train.py --data).")
+    # Each help states its default once, by hand: ArgumentDefaultsHelpFormatter would add "(default: None)"
+    # to the flags whose default is worked out later (--out, --quick).
+    p = FlagParser(prog="run_all.py", description=__doc__.split("\n")[0])
+    p.add_argument("--model", default="gpt2", help="Base model of every run, as for train.py --model (default: gpt2).")
+    p.add_argument("--random-init", action="store_true", help="Random weights, as for train.py --random-init.")
+    p.add_argument("--data", default="cnn_dailymail",
+                   help="Data source, as for train.py --data (default: cnn_dailymail).")
     p.add_argument("--out", default=None, help="Folder for all runs and the report "
                                                "(default: runs/compare-<timestamp>).")
-    p.add_argument("--methods", default=",".join(METHODS), help="Comma-separated methods to train.")
-    p.add_argument("--baselines", default=",".join(BASELINES), help="Comma-separated baselines ('' for none).")
-    p.add_argument("--quick", action=argparse.BooleanOptionalAction, default=None,
-                   help="Small, fast settings (see the module docstring); default: on for --model tiny-random.")
-    p.add_argument("--train-args", default="", help='Extra train.py flags for every run, e.g. "--epochs 2" '
-                                                    '(one flag alone: --train-args="--no-group-by-length").')
-    p.add_argument("--eval-args", default="", help='Extra evaluate.py flags for every evaluation, e.g. "--beams 4".')
+    p.add_argument("--methods", default=",".join(METHODS),
+                   help=f"Comma-separated methods to train (default: {','.join(METHODS)}).")
+    p.add_argument("--baselines", default=",".join(compare.BASELINES),
+                   help=f"Comma-separated baselines, '' for none (default: {','.join(compare.BASELINES)}).")
+    quick = p.add_argument("--quick", action=argparse.BooleanOptionalAction, default=None)
+    quick.help = "Small, fast settings, see the module docstring (default: on for --model tiny-random, else off)."
+    p.add_argument("--train-args", default="", help='Extra train.py flags for every run, e.g. "--epochs 2"; one '
+                                                    'flag alone needs the = form: --train-args="--no-group-by-length" '
+                                                    '(default: none).')
+    p.add_argument("--eval-args", default="",
+                   help='Extra evaluate.py flags for every evaluation, e.g. "--beams 4" (default: none).')
     p.add_argument("--skip-done", action="store_true",
                    help="Keep runs and evaluations already finished in --out (to continue after a failure).")
     return p
@@ -167,7 +173,7 @@ class Steps:
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     methods = _choices(args.methods, METHODS, "--methods")
-    baselines = _choices(args.baselines, BASELINES, "--baselines")
+    baselines = _choices(args.baselines, compare.BASELINES, "--baselines")
     if not methods and not baselines:
         raise MinisummError("Nothing to run: give at least one of --methods and --baselines.")
     args.quick = args.model == "tiny-random" if args.quick is None else args.quick
