@@ -165,7 +165,8 @@ class TrainConfig:
     warmup_ratio: float = field(default=0.05, metadata=_help("Share of the optimizer steps spent in linear warmup."))
     weight_decay: float = field(default=0.01, metadata=_help("AdamW weight decay."))
     decay_1d: bool = field(default=False, metadata=_help(
-        "Also decay 1-D tensors (biases, layer norms); by default only tensors of 2 or more dimensions decay."))
+        "Also decay 1-D tensors, biases and layer norms (default: off, only tensors of 2 or more dimensions "
+        "decay)."))
     max_grad_norm: float = field(default=1.0, metadata=_help(
         "Gradient clipping norm (after unscaling); 0 turns it off."))
     precision: str = field(default="auto", metadata=_help(

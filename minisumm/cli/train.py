@@ -1,6 +1,11 @@
 """`python train.py --method {prompt,lora,last-layers,full}`: parse the flags, train, print the summary.
 
-Every flag comes from a field of `minisumm.config` (one help text and one default per setting).
+Every flag comes from a field of `minisumm.config` (one help text and one default per setting); an unknown
+flag is one error line naming the flag it probably meant (`--max_steps` → `--max-steps`,
+`--learning_rate` → `--lr`: `minisumm.tools.flags`). `--config FILE` reads any set of flags from a JSON or
+YAML file, a run's own config.json included, and the command line overrides it
+(`minisumm.tools.config_files`). Flags that do nothing with the chosen method or data source are warned
+about.
 `--resume RUN` continues RUN from its last/ checkpoint with the settings stored in RUN; the flags that only
 steer the loop (`RESUME_FLAGS`: how long, how often to validate and log, where to run) may be given again
 and are recorded in RUN's metrics.jsonl and config.json; a flag that would change the model, method, data
@@ -12,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import signal
 import sys
@@ -20,23 +24,34 @@ import time
 from pathlib import Path
 
 from minisumm import config as cfg
-from minisumm.tools import folder_lock
+from minisumm.tools import folder_lock, tensorboard
 from minisumm.tools.atomic import check_writable
-from minisumm.errors import ArgumentParser, Interrupted, MinisummError, run_cli
+from minisumm.tools.config_files import read_settings
+from minisumm.errors import Interrupted, MinisummError, run_cli
+from minisumm.tools.flags import FlagParser
 from minisumm.tools.interrupt import raising
 
 # Settings a resumed run may change: they decide how long the loop runs and where, not what it computes.
 RESUME_FLAGS = ("epochs", "max_steps", "patience", "eval_every", "eval_batches", "log_every", "device",
-                "precision", "grad_checkpointing", "cache_dir")
+                "precision", "grad_checkpointing", "cache_dir", "tensorboard")
 # Settings that only one method reads; giving them with another method is probably a mistake.
 METHOD_FLAGS = {"prompt": ("prompt_length", "prompt_init", "prompt_init_text"),
                 "lora": ("lora_rank", "lora_alpha", "lora_dropout", "lora_targets"),
                 "last-layers": ("last_layers", "train_lm_head")}
+# Settings that only some data sources read (see minisumm.data.source_kind).
+HUB_FLAGS = ("data_config", "train_split", "validation_split", "test_split")
+FIELD_FLAGS = ("article_field", "summary_field", "id_field")
+
+EXAMPLES = """examples:
+  python train.py --method lora --model tiny-news --data sample          offline, on the shipped sample
+  python train.py --method lora --data EdinburghNLP/xsum --article-field document --summary-field summary
+  python train.py --config runs/lora-20261128-101500 --lr 1e-3           that run again, one flag changed
+"""
 
 
 def parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(
-        prog="train.py",
+    p = FlagParser(
+        prog="train.py", epilog=EXAMPLES,
         description="Fine-tune GPT-2 for summarisation by prompt tuning, LoRA, last-layers or full fine-tuning.")
     for section in (cfg.MethodConfig, cfg.ModelConfig, cfg.DataConfig, cfg.TrainConfig):
         cfg.add_arguments(p, section)
@@ -49,7 +64,24 @@ def parser() -> argparse.ArgumentParser:
                      help="Replace --out if it is a minisumm run folder (never the current folder, one above "
                           "it, or a folder holding the run's data or model).")
     run.add_argument("--no-progress", action="store_true", help="No progress bar (the log is still written).")
+    run.add_argument("--config", default=None, metavar="FILE",
+                     help="Read flags from a JSON or YAML file: flat ({\"method\": \"lora\", \"lr\": 3e-4}), in "
+                          "sections as config.json, or a run's own config.json (or its folder); flags given here "
+                          "override it.")
     return p
+
+
+def parse(argv=None) -> argparse.Namespace:
+    """The flags, with `--config FILE`'s settings in place of the defaults they set."""
+    args = parser().parse_args(argv)
+    if args.config:
+        if args.resume:
+            raise MinisummError("--config and --resume exclude each other: a resumed run keeps its stored "
+                                "settings; to repeat a run with changes, start a new one: --config RUN --out NEW.")
+        with_file = parser()
+        with_file.set_defaults(**read_settings(args.config, with_file))
+        args = with_file.parse_args(argv)
+    return args
 
 
 def _flag_list() -> str:
@@ -83,22 +115,37 @@ def resume_config(run: Path, given: dict) -> tuple[cfg.RunConfig, dict]:
     for name, value in overrides.items():
         setattr(config.train if hasattr(config.train, name) else config.data, name, value)
     config.validate()
+    if config.train.tensorboard:
+        tensorboard.require()
     return config, overrides
 
 
-def warn_unused(method: str, given: dict) -> None:
+def warn_unused(config: cfg.RunConfig, given: dict) -> None:
+    """A warning for each flag given on the command line that the method or data source does not read."""
+    from minisumm.data import source_kind
+
+    method, kind = config.method.method, source_kind(config.data)
     for owner, names in METHOD_FLAGS.items():
         for name in names:
             if owner != method and name in given:
                 print(f"warning: --{name.replace('_', '-')} does nothing with --method {method} (it sets "
                       f"{owner}); it is ignored.", file=sys.stderr)
+    unused = [(name, "it applies to hub datasets") for name in HUB_FLAGS if kind not in ("hub", "cnn_dailymail")]
+    if kind in ("cnn_dailymail", "sample"):
+        fields = ("article, highlights and id; for other fields of CNN/DailyMail use --data abisee/cnn_dailymail"
+                  if kind == "cnn_dailymail" else "article, highlights and id")
+        unused += [(name, f"its fields are {fields}") for name in FIELD_FLAGS]
+    for name, why in unused:
+        if name in given:
+            print(f"warning: --{name.replace('_', '-')} does nothing with --data {config.data.data} ({why}); it is "
+                  f"ignored.", file=sys.stderr)
 
 
 def main(argv=None) -> int:
     from minisumm import training
     from minisumm.tools.console import summary_text
 
-    args = parser().parse_args(argv)
+    args = parse(argv)
     given = given_flags(argv)
     if args.resume:
         out = Path(args.resume)
@@ -107,7 +154,9 @@ def main(argv=None) -> int:
     else:
         config = cfg.from_args(args)
         config.validate()
-        warn_unused(config.method.method, given)
+        if config.train.tensorboard:
+            tensorboard.require()  # before any work, not after the model and data have loaded
+        warn_unused(config, given)
         out = Path(args.out or f"runs/{config.method.method}-{time.strftime('%Y%m%d-%H%M%S')}")
         overrides = {}
     is_main = int(os.environ.get("RANK", "0")) == 0
