@@ -302,7 +302,7 @@ def say(t: Training, text: str) -> None:
 def start_banner(t: Training) -> str:
     c, model = t.config, t.model
     return console.banner(
-        method=c.method.method, model=c.model.model, data=c.data.data, trainable=sum(p.numel() for p in t.params),
+        method=c.method.method, model=c.model.model, data=c.data.data or c.data.train_file, trainable=sum(p.numel() for p in t.params),
         total=sum(p.numel() for p in model.parameters()), device=str(t.device), precision=t.precision,
         world_size=t.dist.world_size, train_examples=len(t.batches.train_set),
         validation_examples=len(t.batches.val_set), padding=t.batches.padding_fraction,

@@ -14,12 +14,14 @@ from pathlib import Path
 import pytest
 
 from minisumm import distributed
+from minisumm.batching import batch_order
+from test_training_wiring import varied_summaries
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--model", "tiny-random", "--data", "sample", "--train-size", "24", "--validation-size", "8",
          "--test-size", "6", "--max-length", "160", "--max-summary-tokens", "40", "--grad-accum", "1",
          "--no-progress", "--method", "lora", "--max-steps", "2", "--eval-every", "1", "--dropout", "0",
-         "--no-group-by-length", "--lr", "1e-2", "--device", "cpu"]
+         "--no-group-by-length", "--lr", "1e-2", "--device", "cpu", "--lora-dropout", "0"]
 
 
 def records(run, kind):
@@ -40,9 +42,18 @@ def torchrun(processes: int, flags: list[str], tmp_path: Path, name: str) -> lis
 
 
 def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_path):
-    """torchrun with 2 CPU processes x batch 2 gives the losses of 1 process x batch 4, and one run folder;
-    every collective on the way received a tensor on the training device."""
-    common = [*SMALL, "--cache-dir", str(tmp_path / "cache")]
+    """torchrun with 2 CPU processes x batch 2 gives the losses and gradient norm of 1 process x batch 4, and
+    one run folder; every collective on the way received a tensor on the training device. The summaries have
+    different lengths, so the two processes' halves of a batch hold different label counts: only a loss
+    divided by the label tokens of the whole step, on every process, gives the same gradient."""
+    train_file, validation_file = varied_summaries(tmp_path)
+    rows = [json.loads(line) for line in open(train_file)]
+    first = batch_order([0] * len(rows), 4, seed=42, epoch=0, group_by_length=False)[0]
+    labels = [sum(len(rows[i]["highlights"].encode()) + 1 for i in first[rank::2]) for rank in (0, 1)]
+    assert labels[0] != labels[1], labels  # byte tokens: one label per byte, plus EOS
+    common = [*SMALL, "--data", "", "--train-file", train_file, "--validation-file", validation_file,
+              "--train-size", "all", "--validation-size", "all", "--max-summary-tokens", "128",
+              "--cache-dir", str(tmp_path / "cache")]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     single, double = tmp_path / "single", tmp_path / "double"
     subprocess.run([sys.executable, "train.py", *common, "--batch-size", "4", "--out", str(single)],
@@ -54,6 +65,7 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_pat
     # before any update the two set-ups compute the same numbers up to float summation order; after an
     # update, Adam's first step (≈ lr · sign(g)) magnifies that noise on near-zero gradients a little
     assert two[0]["loss"] == pytest.approx(one[0]["loss"], rel=1e-5)
+    assert two[0]["grad_norm"] == pytest.approx(one[0]["grad_norm"], rel=1e-5)
     assert two[1]["loss"] == pytest.approx(one[1]["loss"], rel=1e-3)
     (base_1, *after_1), (base_2, *after_2) = records(single, "eval"), records(double, "eval")
     assert base_2["val_loss"] == pytest.approx(base_1["val_loss"], rel=1e-5)
