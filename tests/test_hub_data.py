@@ -193,3 +193,29 @@ def test_the_note_for_the_sample_and_a_hub_dataset(hub_dataset, capsys):
     assert len(splits["train"]) == 20
     assert capsys.readouterr().err == ("note: --train-size 50 asks for more than the 20 train rows of "
                                        "EdinburghNLP/xsum; using all 20.\n")
+
+
+# ----------------------------------------------------------------------------------------------- end to end
+@pytest.mark.slow
+def test_train_py_on_a_hub_dataset_then_the_same_run_again_from_its_config(hub_dataset, tmp_path, capsys):
+    import json
+
+    from minisumm.cli.train import main as train_main
+    from minisumm.errors import run_cli
+
+    hub_dataset(xsum_like({"train": 30, "test": 4}))
+    flags = ["--model", "tiny-random", "--method", "lora", "--max-length", "96", "--max-summary-tokens", "16",
+             "--batch-size", "4", "--grad-accum", "1", "--max-steps", "1", "--no-progress",
+             "--cache-dir", str(tmp_path / "cache")]
+    xsum = ["--data", "EdinburghNLP/xsum", "--article-field", "document", "--summary-field", "summary",
+            "--train-split", "train[:80%]", "--validation-split", "train[80%:]", "--validation-size", "all"]
+    assert run_cli(train_main, [*flags, *xsum, "--out", str(tmp_path / "first")]) == 0
+    assert "note: --train-size 21000 asks for more than the 24 train rows of EdinburghNLP/xsum; using all 24." in (
+        capsys.readouterr().err.splitlines())
+    stored = json.loads((tmp_path / "first" / "config.json").read_text())["config"]["data"]
+    assert (stored["data"], stored["train_split"], stored["validation_split"]) == (
+        "EdinburghNLP/xsum", "train[:80%]", "train[80%:]")
+    assert run_cli(train_main, ["--config", str(tmp_path / "first"), "--lora-rank", "2",
+                                "--out", str(tmp_path / "again")]) == 0
+    again = json.loads((tmp_path / "again" / "config.json").read_text())["config"]
+    assert again["data"] == stored and again["method"]["lora_rank"] == 2
