@@ -18,29 +18,24 @@ prepended later by the model, but their positions are counted here):
 - Text is cut by characters (10 per token of the budget) before tokenising, so a 100,000-word article
   costs no more than a short one: GPT-2 tokens average about 4 characters of English.
 
-`build_datasets` is the one call the trainer makes: load the splits, tokenise them (through the cache of
-`token_cache.py`), and return both the raw examples (ROUGE needs the reference text) and the encoded ones.
+`StepBatches` says which examples each optimizer step trains on. Loading and tokenising whole splits, with an
+on-disk cache, is `minisumm.tools.token_cache.build_datasets`.
 """
 
 from __future__ import annotations
 
-import logging
 import random
-import warnings
 
 import torch
-from tqdm.auto import tqdm
 
-from minisumm.tools import token_cache
 from minisumm.config import DataConfig
-from minisumm.data import SPLITS, Example, Splits, describe_source, load_splits
-from minisumm.errors import WRITE_ERRORS, MinisummError
+from minisumm.data import Example
+from minisumm.errors import MinisummError
 
 IGNORE_INDEX = -100
 CHARS_PER_TOKEN_CAP = 10
 TOKENIZE_CHUNK = 1000  # texts per tokenizer call: batched calls let the Rust tokenizer use every core
 
-log = logging.getLogger(__name__)
 
 
 def _ids(tokenizer, texts: list[str]) -> list[list[int]]:
@@ -98,64 +93,6 @@ def encode_prompt(tokenizer, article: str, data_cfg: DataConfig, prefix_tokens: 
                             f"new tokens fill it; generate fewer new tokens or lower --prompt-length.")
     article_ids = _ids(tokenizer, [article[:data_cfg.max_length * CHARS_PER_TOKEN_CAP]])[0]
     return article_ids[:room] + separator_ids
-
-
-class TokenizedSplit:
-    """A split's encoded examples (a list of `{"input_ids", "labels"}`) and whether they came from the cache."""
-
-    def __init__(self, examples: list[dict[str, list[int]]], from_cache: bool):
-        self.examples = examples
-        self.from_cache = from_cache
-        self.lengths = [len(e["input_ids"]) for e in examples]
-
-    def __len__(self) -> int:
-        return len(self.examples)
-
-    def __getitem__(self, index: int) -> dict[str, list[int]]:
-        return self.examples[index]
-
-    def __iter__(self):
-        return iter(self.examples)
-
-
-def tokenize_splits(splits: dict[str, list[Example]], tokenizer, data_cfg: DataConfig, prefix_tokens: int,
-                    cache_key_extra: str = "", progress: bool = False) -> dict[str, TokenizedSplit]:
-    """Encode every split, reading and writing the on-disk cache (`DataConfig.cache_dir`); with `progress`, a
-    bar per split that is tokenised (off when stderr is not a terminal)."""
-    settings = "|".join([token_cache.tokenizer_fingerprint(tokenizer), f"max_length={data_cfg.max_length}",
-                         f"max_summary_tokens={data_cfg.max_summary_tokens}", f"separator={data_cfg.separator!r}",
-                         f"prefix_tokens={prefix_tokens}", f"chars_per_token_cap={CHARS_PER_TOKEN_CAP}",
-                         cache_key_extra])
-    folder = token_cache.cache_dir(data_cfg.cache_dir)
-    tokenized = {}
-    for split, examples in splits.items():
-        key = token_cache.cache_key(settings, examples)
-        path = folder / f"{split}-{key}.safetensors"
-        cached = token_cache.read(path, key)
-        if cached is not None and len(cached) == len(examples):
-            log.info("%s: %d tokenised examples from the cache %s", split, len(cached), path)
-            tokenized[split] = TokenizedSplit(cached, from_cache=True)
-            continue
-        with tqdm(total=len(examples), desc=f"tokenise {split}", leave=False, dynamic_ncols=True,
-                  disable=None if progress else True) as bar:
-            encoded = encode_examples(tokenizer, examples, data_cfg, prefix_tokens, bar)
-        try:
-            token_cache.write(path, key, encoded, cache_key_extra)
-            log.info("%s: tokenised %d examples, cached in %s", split, len(encoded), path)
-        except WRITE_ERRORS as error:  # the cache only saves time: a failed write is a warning
-            warnings.warn(f"Could not write the tokenised-data cache {path} ({error}); the next run will "
-                          f"tokenise again. Pass --cache-dir with a writable folder to fix this.")
-        tokenized[split] = TokenizedSplit(encoded, from_cache=False)
-    hint = splits.hint if isinstance(splits, Splits) else "it was not loaded"
-    return Splits(tokenized, hint)
-
-
-def build_datasets(data_cfg: DataConfig, tokenizer, prefix_tokens: int, seed: int,
-                   splits: tuple[str, ...] = SPLITS, progress: bool = False
-                   ) -> tuple[dict[str, list[Example]], dict[str, TokenizedSplit]]:
-    """Load the splits and tokenise them (cached): `(raw_splits, tokenized_splits)`, same keys and order."""
-    raw = load_splits(data_cfg, seed, splits)
-    return raw, tokenize_splits(raw, tokenizer, data_cfg, prefix_tokens, describe_source(data_cfg, seed), progress)
 
 
 def collate(examples: list[dict[str, list[int]]], pad_id: int) -> dict[str, torch.Tensor]:

@@ -50,6 +50,7 @@ from minisumm.tools import console
 from minisumm.tools.checkpoint import folder_size, optimizer_from_safe, optimizer_to_safe
 from minisumm.tools.interrupt import Interrupt
 from minisumm.tools.run_folder import RunFolder
+from minisumm.tools.token_cache import build_datasets
 
 
 @dataclass
@@ -140,7 +141,7 @@ def setup(config: RunConfig, out: str | Path, *, resume: bool = False, overwrite
         loss_module = DistributedDataParallel(loss_module,
                                               device_ids=[device.index] if device.type == "cuda" else None)
 
-    _, splits = batching.build_datasets(config.data, tokenizer, methods.prefix_tokens(config.method),
+    _, splits = build_datasets(config.data, tokenizer, methods.prefix_tokens(config.method),
                                         config.train.seed, splits=("train", "validation"),
                                         progress=show_progress and dist.is_main)
     if not splits["train"] or not splits["validation"]:

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from minisumm import batching
-from minisumm.batching import (IGNORE_INDEX, batch_order, build_datasets, collate, encode_example, encode_examples,
-                               encode_prompt, padding_fraction, tokenize_splits)
+from minisumm.batching import (IGNORE_INDEX, batch_order, collate, encode_example, encode_examples, encode_prompt,
+                               padding_fraction)
+from minisumm.tools.token_cache import build_datasets, tokenize_splits
 from minisumm.config import DataConfig
 from minisumm.data import Example
 from minisumm.errors import MinisummError

@@ -16,7 +16,8 @@ from safetensors.torch import load_file
 import minisumm.tools.atomic
 from conftest import fill, tiny_config
 from minisumm import batching, training
-from minisumm.tools import checkpoint, compare
+from minisumm.training import save_last, train_step
+from minisumm.tools import checkpoint, compare, token_cache
 from minisumm.errors import run_cli
 from minisumm.tools.export import main as export_main
 from minisumm.model import load_model_and_tokenizer
@@ -82,7 +83,7 @@ def test_token_cache_on_a_full_disk_warns_and_the_data_is_still_used(small_disk,
     _, tokenizer = load_model_and_tokenizer("tiny-random")
     fill(small_disk)
     with pytest.warns(UserWarning, match="Could not write the tokenised-data cache"):
-        _, splits = batching.build_datasets(config.data, tokenizer, 0, 0, splits=("validation",))
+        _, splits = token_cache.build_datasets(config.data, tokenizer, 0, 0, splits=("validation",))
     assert len(splits["validation"]) == 8
 
 

@@ -1,4 +1,5 @@
-"""On-disk cache of tokenised splits, so a second run with the same data and settings starts at once.
+"""Whole splits, tokenised (`build_datasets`), with an on-disk cache so a second run with the same data and
+settings starts at once.
 
 One safetensors file per split (safetensors runs no code when loaded, unlike pickle), holding the
 split's examples end to end:
@@ -19,11 +20,21 @@ at any time.
 from __future__ import annotations
 
 import hashlib
+import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
 
+from tqdm.auto import tqdm
+
+from minisumm import batching
+from minisumm.config import DataConfig
+from minisumm.data import SPLITS, Example, Splits, describe_source, load_splits
+from minisumm.errors import WRITE_ERRORS
 from minisumm.tools import atomic
+
+log = logging.getLogger(__name__)
 
 FORMAT_VERSION = "1"  # bump when the file layout or the encoding rules change
 DEFAULT_DIR = "~/.cache/minisumm"
@@ -90,3 +101,62 @@ def write(path: Path, key: str, examples: list[dict], description: str) -> None:
 
 def _digest(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=8).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------- whole splits
+class TokenizedSplit:
+    """A split's encoded examples (a list of `{"input_ids", "labels"}`) and whether they came from the cache."""
+
+    def __init__(self, examples: list[dict[str, list[int]]], from_cache: bool):
+        self.examples = examples
+        self.from_cache = from_cache
+        self.lengths = [len(e["input_ids"]) for e in examples]
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, index: int) -> dict[str, list[int]]:
+        return self.examples[index]
+
+    def __iter__(self):
+        return iter(self.examples)
+
+
+def tokenize_splits(splits: dict[str, list[Example]], tokenizer, data_cfg: DataConfig, prefix_tokens: int,
+                    cache_key_extra: str = "", progress: bool = False) -> dict[str, TokenizedSplit]:
+    """Encode every split, reading and writing the on-disk cache (`DataConfig.cache_dir`); with `progress`, a
+    bar per split that is tokenised (off when stderr is not a terminal)."""
+    settings = "|".join([tokenizer_fingerprint(tokenizer), f"max_length={data_cfg.max_length}",
+                         f"max_summary_tokens={data_cfg.max_summary_tokens}", f"separator={data_cfg.separator!r}",
+                         f"prefix_tokens={prefix_tokens}", f"chars_per_token_cap={batching.CHARS_PER_TOKEN_CAP}",
+                         cache_key_extra])
+    folder = cache_dir(data_cfg.cache_dir)
+    tokenized = {}
+    for split, examples in splits.items():
+        key = cache_key(settings, examples)
+        path = folder / f"{split}-{key}.safetensors"
+        cached = read(path, key)
+        if cached is not None and len(cached) == len(examples):
+            log.info("%s: %d tokenised examples from the cache %s", split, len(cached), path)
+            tokenized[split] = TokenizedSplit(cached, from_cache=True)
+            continue
+        with tqdm(total=len(examples), desc=f"tokenise {split}", leave=False, dynamic_ncols=True,
+                  disable=None if progress else True) as bar:
+            encoded = batching.encode_examples(tokenizer, examples, data_cfg, prefix_tokens, bar)
+        try:
+            write(path, key, encoded, cache_key_extra)
+            log.info("%s: tokenised %d examples, cached in %s", split, len(encoded), path)
+        except WRITE_ERRORS as error:  # the cache only saves time: a failed write is a warning
+            warnings.warn(f"Could not write the tokenised-data cache {path} ({error}); the next run will "
+                          f"tokenise again. Pass --cache-dir with a writable folder to fix this.")
+        tokenized[split] = TokenizedSplit(encoded, from_cache=False)
+    hint = splits.hint if isinstance(splits, Splits) else "it was not loaded"
+    return Splits(tokenized, hint)
+
+
+def build_datasets(data_cfg: DataConfig, tokenizer, prefix_tokens: int, seed: int,
+                   splits: tuple[str, ...] = SPLITS, progress: bool = False
+                   ) -> tuple[dict[str, list[Example]], dict[str, TokenizedSplit]]:
+    """Load the splits and tokenise them (cached): `(raw_splits, tokenized_splits)`, same keys and order."""
+    raw = load_splits(data_cfg, seed, splits)
+    return raw, tokenize_splits(raw, tokenizer, data_cfg, prefix_tokens, describe_source(data_cfg, seed), progress)
