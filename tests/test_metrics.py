@@ -161,3 +161,39 @@ def test_evaluation_loss_errors():
         evaluation_loss(model, [], "cpu")
     with pytest.raises(MinisummError, match="precision"):
         evaluation_loss(model, [], "cpu", precision="fp8")
+
+
+HAND_LEAD3 = [  # (article, its first three sentences as a person splits them, the reference highlights)
+    ("Mr. Brown met U.S. officials on Monday. They talked for an hour! \"Was it useful?\" asked a reporter. "
+     "Nobody answered. The talks resume in May.",
+     "Mr. Brown met U.S. officials on Monday.\nThey talked for an hour!\n\"Was it useful?\" asked a reporter.",
+     "Mr. Brown met officials for an hour on Monday.\nTalks resume in May."),
+    ("Prices rose 3.5 per cent in March. Food led the rise. Fuel fell. Economists had expected 3 per cent.",
+     "Prices rose 3.5 per cent in March.\nFood led the rise.\nFuel fell.",
+     "Prices rose 3.5 per cent, more than expected.\nFood costs led the rise."),
+    ("A storm hit the coast (the third this year.) Roads closed. Two ferries were cancelled.",
+     "A storm hit the coast (the third this year.)\nRoads closed.\nTwo ferries were cancelled.",
+     "A storm closed roads and cancelled ferries."),
+]
+
+
+def test_evaluate_s_lead3_baseline_against_hand_split_leads_and_rouge_score(tmp_path):
+    """The baseline's predictions are the leads a person would cut, and its scores are rouge-score's on them:
+    nothing here comes from minisumm's own splitter or lead-3."""
+    import json
+
+    from minisumm.cli.evaluate import main as evaluate_main
+    from minisumm.errors import run_cli
+
+    data = tmp_path / "hand.jsonl"
+    data.write_text("".join(json.dumps({"id": str(i), "article": a, "highlights": h}) + "\n"
+                            for i, (a, _, h) in enumerate(HAND_LEAD3)))
+    assert run_cli(evaluate_main, ["--baseline", "lead3", "--data", str(data), "--out", str(tmp_path / "out")]) == 0
+    predictions = [json.loads(line)["prediction"] for line in (tmp_path / "out" / "predictions.jsonl").open()]
+    assert predictions == [lead for _, lead, _ in HAND_LEAD3]
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    scorer = rouge_scorer.RougeScorer(ROUGE, use_stemmer=True)
+    direct = [scorer.score(reference, lead) for _, lead, reference in HAND_LEAD3]
+    for key in ROUGE:
+        assert metrics["rouge"][key]["mean"] == pytest.approx(
+            100 * sum(s[key].fmeasure for s in direct) / len(direct), abs=1e-9)

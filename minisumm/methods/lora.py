@@ -25,7 +25,7 @@ Which outputs get a pair. c_attn's output is q, k, v side by side (three `n_embd
   "LoRA on c_attn": r=8 on GPT-2 small trains 12 × (768·8 + 8·2304) = 294,912 parameters.
 - a subset such as "qv" (the paper's GPT-2 setup): one pair per adapted third, A (r, 768), B (768, r),
   whose output lands in that third only; the other thirds get exactly the base output. r=4 on q and v:
-  12 × 2 × (768·4 + 4·768) = 147,456 parameters, the figure of the reference table.
+  12 × 2 × (768·4 + 4·768) = 147,456 parameters (docs/notes.md counts every method).
 Extra targets (`--lora-targets qkv,proj,mlp`) get one full-width pair each: attn.c_proj, mlp.c_fc, mlp.c_proj.
 """
 
