@@ -135,6 +135,11 @@ def test_an_unknown_dataset_and_a_missing_configuration_are_named(hub_dataset):
         load_splits(DataConfig(data="abisee/cnn_dailymail"), seed=0)
     assert str(raised.value) == ("abisee/cnn_dailymail has several configurations; choose one with --data-config "
                                  "('1.0.0', '2.0.0', '3.0.0').")
+    hub_dataset(ValueError("BuilderConfig '4.0.0' not found. Available: ['1.0.0', '2.0.0', '3.0.0']"))
+    with pytest.raises(MinisummError) as raised:
+        load_splits(DataConfig(data="cnn_dailymail", data_config="4.0.0"), seed=0)
+    assert str(raised.value) == ("abisee/cnn_dailymail has no configuration '4.0.0'; choose one with --data-config "
+                                 "('1.0.0', '2.0.0', '3.0.0').")
 
 
 def test_what_data_names(tmp_path, monkeypatch):
