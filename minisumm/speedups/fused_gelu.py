@@ -1,7 +1,7 @@
 """GPT-2's GELU as PyTorch's one fused kernel: the same function, less memory and time.
 
-`use_fused_gelu(model)` swaps transformers' Python-op GELU for it in every block; tests/test_speedups.py
-checks values and gradients against transformers' own `NewGELUActivation`.
+`use_fused_gelu(model)` swaps transformers' Python-op GELU for it in every block; tests/test_model.py
+checks it against transformers' own `NewGELUActivation`.
 """
 
 from __future__ import annotations

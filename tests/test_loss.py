@@ -1,4 +1,6 @@
-"""The shared forward: positions worked out by hand, and the labelled-positions loss against transformers'."""
+"""The forward and the loss: positions worked out by hand; the plain loss (`minisumm.loss`) and its faster
+equal (`minisumm.speedups.labelled_positions`) each against transformers' own `labels=` loss, values and
+gradients, for every method."""
 
 import pytest
 import torch
@@ -6,6 +8,8 @@ import torch
 from minisumm import methods
 from minisumm.config import MethodConfig
 from minisumm.model import body, positions_from_mask
+from minisumm import loss as plain
+from minisumm.speedups import labelled_positions as fast
 from minisumm.speedups.labelled_positions import label_loss, labelled_hidden
 from minisumm.model import load_model_and_tokenizer
 
@@ -58,8 +62,9 @@ def test_last_block_at_labelled_positions_equals_the_full_forward_there():
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
 
 
+@pytest.mark.parametrize("loss_module", [plain, fast], ids=["plain", "labelled-positions"])
 @pytest.mark.parametrize("name", ["prompt", "lora", "last-layers", "full"])
-def test_label_loss_gradients_equal_transformers_labels_loss_for_every_method(name):
+def test_label_loss_gradients_equal_transformers_labels_loss_for_every_method(name, loss_module):
     """Same loss and same gradient on every trainable tensor as the full-logits loss (dropout off)."""
     configs = {"prompt": MethodConfig(method="prompt", prompt_length=3, prompt_init="random"),
                "lora": MethodConfig(method="lora", lora_targets="qv,proj,mlp", lora_rank=2),
@@ -92,7 +97,7 @@ def test_label_loss_gradients_equal_transformers_labels_loss_for_every_method(na
         return model(inputs_embeds=embeds, attention_mask=full_mask, position_ids=positions, labels=full_labels).loss
 
     def ours():
-        loss_sum, count = label_loss(model, ids, mask, labels)
+        loss_sum, count = loss_module.label_loss(model, ids, mask, labels)
         return loss_sum / count
 
     ref_loss, ref_grads = loss_and_grads(reference)
