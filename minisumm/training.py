@@ -164,6 +164,8 @@ def setup(config: RunConfig, out: str | Path, *, resume: bool = False, overwrite
     if resume and run.has_checkpoint():
         restore(training)  # a run stopped before its first save has no last/: it starts again from step 0
     run.create()
+    if config.train.tensorboard:
+        run.open_tensorboard(training.state.step)
     return training
 
 
@@ -204,6 +206,7 @@ def fit(t: Training) -> dict:
         methods.load_trainable_state_dict(t.model, t.best_weights)
     summary = run_summary(t)
     t.run.write_summary(summary)
+    t.run.close()
     distributed.teardown(t.dist)
     return summary
 
@@ -343,6 +346,7 @@ def interrupted(t: Training, signum: int) -> dict:
     save_last(t)
     name = signal.Signals(signum).name
     t.run.log({"type": "interrupted", "step": t.state.step, "signal": name})
+    t.run.close()
     distributed.teardown(t.dist)
     return {"interrupted": name, "step": t.state.step,
             "message": f"Interrupted by {name} at step {t.state.step}: saved {t.run.path / 'last'}; continue "

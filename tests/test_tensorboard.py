@@ -80,3 +80,22 @@ def test_without_the_tensorboard_package_it_is_one_sentence(tmp_path, monkeypatc
     with pytest.raises(MinisummError, match=r"pip install 'minisumm\[tensorboard\]'"):
         TensorBoardLog(tmp_path)
     assert not (tmp_path / "tensorboard").exists()
+
+
+def test_a_training_run_with_tensorboard_writes_what_metrics_jsonl_holds(tmp_path, fake_writer):
+    import json
+
+    from conftest import tiny_config
+    from minisumm.training import train
+
+    run = tmp_path / "run"
+    config = tiny_config("lora", tmp_path, max_steps=3, eval_every=2, tensorboard=True)
+    train(config, run, show_progress=False)
+    (writer,) = fake_writer.made
+    assert writer.log_dir == str(run / "tensorboard") and writer.calls[-1] == "close"
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    expected = [(f"{r['type']}/{key}", r[key], r["step"]) for r in records
+                for key in {"train": ("loss", "lr", "grad_norm", "tokens_per_s"),
+                            "eval": ("val_loss", "best_loss")}.get(r["type"], ())]
+    assert [c for c in writer.calls if c not in ("flush", "close")] == expected
+    assert [step for tag, _, step in expected if tag == "eval/val_loss"] == [0, 2, 3]

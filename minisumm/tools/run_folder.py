@@ -25,7 +25,8 @@ from minisumm.config import RunConfig
 from minisumm.errors import MinisummError, writing
 
 # Everything train.py and evaluate.py put in a run folder (hidden names are temporary files and locks).
-RUN_ENTRIES = {"config.json", "best", "last", "best.old", "last.old", "metrics.jsonl", "summary.json", "eval"}
+RUN_ENTRIES = {"config.json", "best", "last", "best.old", "last.old", "metrics.jsonl", "summary.json", "eval",
+               "tensorboard"}
 
 
 def check_overwrite(path: Path, inputs, recognised: bool, kind: str = "a run folder") -> None:
@@ -107,6 +108,7 @@ class RunFolder:
         self.resume = resume
         self.started = time.time()
         self.previous_wall_s = 0.0
+        self.tensorboard = None  # a TensorBoardLog with --tensorboard (`open_tensorboard`)
         if not is_main:  # only rank 0 checks and writes; the others would see the folder it just filled
             return
         if resume:
@@ -144,11 +146,25 @@ class RunFolder:
                                                f"permissions, then --resume {self.path}"):
             write()
 
+    def open_tensorboard(self, resumed_at: int) -> None:
+        """From now on, every logged record's scalars also go to <run>/tensorboard/ (main process only)."""
+        if self.is_main:
+            from minisumm.tools.tensorboard import TensorBoardLog
+            self.tensorboard = TensorBoardLog(self.path, purge_step=resumed_at or None)
+
     def log(self, record: dict) -> None:
+        """Append one record to metrics.jsonl (and TensorBoard, when open)."""
         if not self.is_main:
             return
         record = {"time": round(time.time(), 3), **record}
         self._guard(lambda: self._append(record), "metrics.jsonl")
+        if self.tensorboard is not None:
+            self.tensorboard.write(record)
+
+    def close(self) -> None:
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+            self.tensorboard = None
 
     def _append(self, record: dict) -> None:
         with open(self.path / "metrics.jsonl", "a") as stream:
