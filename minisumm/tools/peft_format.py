@@ -2,7 +2,9 @@
 
 Written from PEFT's documented format (PEFT is not a dependency). A PEFT adapter folder holds
 `adapter_config.json` and `adapter_model.safetensors`; `peft_adapter` returns the contents of both and
-the exporter writes them.
+the exporter writes them. `base_model_name_or_path`, the model `AutoPeftModelForCausalLM` loads the adapter
+onto, is the exporter's choice (`minisumm.tools.export`: a hub id, a local folder's absolute path, or the
+base model written beside the adapter).
 
 LoRA (`peft_type` "LORA"). PEFT keeps each pair as two nn.Linear layers, so the saved tensors are
     base_model.model.transformer.h.{i}.attn.c_attn.lora_A.weight   (r, in)
@@ -37,7 +39,8 @@ EXTRA_TARGETS = {"proj": ["attn.c_proj"], "mlp": ["mlp.c_fc", "mlp.c_proj"]}  # 
 
 def peft_adapter(model, method_config: MethodConfig, base_model_name: str
                  ) -> tuple[dict, dict[str, torch.Tensor]]:
-    """`(adapter_config, tensors)` of the adapter applied to `model`, in PEFT's format."""
+    """`(adapter_config, tensors)` of the adapter applied to `model`, in PEFT's format, with `base_model_name` as
+    its base_model_name_or_path."""
     if method_config.method == "lora":
         return _lora_adapter(model, method_config, base_model_name)
     if method_config.method == "prompt":
