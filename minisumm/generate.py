@@ -1,27 +1,21 @@
-"""Batched, KV-cached greedy and beam-search decoding, written out by hand over `minisumm.forward.body`.
+"""Batched, KV-cached greedy decoding, written out by hand over `minisumm.model.body`.
 
     prompts (left-padded) ──body, empty cache──► soft prompt + prompt in the cache, logits of the last token
         ──► pick a token per row ──body, 1 token, cache──► next logits ──► ... until EOS or max_new_tokens
 
-Every model call goes through `forward.body`, the same forward as training, so a soft prompt is prepended
+Every model call goes through `model.body`, the same forward as training, so a soft prompt is prepended
 exactly once (in the prefill, while the cache is empty) and positions count real tokens only: a left-padded
 prompt gives each token the position it would have alone. Decode steps pass their position explicitly,
 `(real tokens so far, soft prompt included) - 1`, read off the running attention mask.
 
 Choices made here (transformers' `generate` has flags for each):
-- Rows (greedy) or examples (beam search) that have finished are dropped from the batch and the cache, so
+- Rows that have finished are dropped from the batch and the cache, so
   the last long summary does not drag finished ones through every step.
 - `no_repeat_ngram` bans a token that would repeat an n-gram of the GENERATED text only. transformers'
   `no_repeat_ngram_size` on a decoder-only model also counts the prompt, which for summarisation forbids
   copying any three article words in a row; encoder-decoder summarisers (BART on CNN/DM) only ever see
   their own output, and we follow them.
-- Beam search (Graves 2012; Sutskever et al. 2014): beams are rows of the batch. A finished hypothesis
-  scores `sum of token log-probs / length ** length_penalty` (transformers' form; Wu et al. 2016 divide by
-  `((5 + length) / 6) ** alpha`), its length counting the generated tokens with the EOS. An example stops
-  when `num_beams` hypotheses have finished (transformers' `early_stopping=True`, the usual CNN/DM
-  setting); at the last step the live beams join the finished ones. Bans (min length, n-grams) apply to
-  log-probs, as in transformers. With `no_repeat_ngram=0` the result equals transformers' beam search
-  token for token (tested).
+- Beam search (`--beams K`) lives in `minisumm.tools.beam_search`, over the same prefill and steps.
 - Precision: decoding runs in the model's own dtype. For bf16 or fp16 the caller casts the model
   (`model.to(torch.bfloat16)`, after merging LoRA in fp32) instead of using autocast: weights and KV
   cache take half the memory and every step reads 2-byte weights, where autocast would cast each frozen
@@ -71,8 +65,9 @@ def generate(model, prompts: list[list[int]], *, eos_id: int, pad_id: int, max_n
                 if num_beams == 1:
                     outputs += _greedy(model, input_ids, attention_mask, **settings)
                 else:
-                    outputs += _beam_search(model, input_ids, attention_mask, num_beams=num_beams,
-                                            length_penalty=length_penalty, **settings)
+                    from minisumm.tools.beam_search import beam_search
+                    outputs += beam_search(model, input_ids, attention_mask, num_beams=num_beams,
+                                           length_penalty=length_penalty, **settings)
                 if progress is not None:
                     progress(input_ids.shape[0])
     finally:
@@ -160,63 +155,6 @@ def _greedy(model, input_ids, attention_mask, *, eos_id, max_new_tokens, min_new
             alive = [alive[row] for row in keep]
         log_probs, full_mask, cache = _decode_step(model, next_tokens, full_mask, cache)
     return outputs
-
-
-def _beam_search(model, input_ids, attention_mask, *, num_beams, length_penalty, eos_id, max_new_tokens,
-                 min_new_tokens, no_repeat_ngram):
-    """Beam search of one left-padded batch; row `e * num_beams + k` holds beam k of example e."""
-    beams = num_beams
-    log_probs, full_mask, cache = _prefill(model, input_ids, attention_mask)  # prompts run once, not per beam
-    cache.batch_repeat_interleave(beams)
-    log_probs = log_probs.repeat_interleave(beams, dim=0)  # (E*K, V)
-    full_mask = full_mask.repeat_interleave(beams, dim=0)
-    vocab = log_probs.shape[-1]
-    examples = input_ids.shape[0]
-    alive = list(range(examples))  # which example each remaining group of `beams` rows belongs to
-    histories = [[] for _ in range(examples * beams)]  # tokens of each live beam
-    # Only beam 0 is live at first: the others are copies and would fill the beam with duplicates.
-    beam_scores = torch.full((examples, beams), float("-inf"), device=log_probs.device)
-    beam_scores[:, 0] = 0.0
-    finished = [[] for _ in range(examples)]  # (score, tokens) per example
-
-    for step in range(max_new_tokens):
-        last_step = step == max_new_tokens - 1
-        _ban(log_probs, histories, step, eos_id, min_new_tokens, no_repeat_ngram)
-        scores = (beam_scores.view(-1, 1) + log_probs).view(len(alive), beams * vocab)  # (E, K*V)
-        # 2K candidates always hold K that are not EOS (each beam offers one EOS at most).
-        top_scores, top_index = scores.topk(2 * beams, dim=-1)  # (E, 2K)
-        top_scores, top_index = top_scores.tolist(), top_index.tolist()
-        next_rows, next_tokens, next_scores, next_histories, still_alive = [], [], [], [], []
-        for group, example in enumerate(alive):
-            continuations = []  # (row, token, score): the K best candidates that are not EOS
-            for rank, (score, index) in enumerate(zip(top_scores[group], top_index[group])):
-                row, token = group * beams + index // vocab, index % vocab
-                if token != eos_id:
-                    continuations.append((row, token, score))
-                elif rank < beams and score > float("-inf"):  # only an EOS among the top K counts
-                    finished[example].append((score / (step + 1) ** length_penalty, histories[row]))
-                if len(continuations) == beams:
-                    break
-            if last_step:  # out of steps: the live beams compete with the finished hypotheses
-                finished[example] += [(score / (step + 1) ** length_penalty, histories[row] + [token])
-                                      for row, token, score in continuations if score > float("-inf")]
-            elif len(finished[example]) < beams:  # early stopping: done once K hypotheses have finished
-                still_alive.append(example)
-                for row, token, score in continuations:
-                    next_rows.append(row)
-                    next_tokens.append(token)
-                    next_scores.append(score)
-                    next_histories.append(histories[row] + [token])
-        alive, histories = still_alive, next_histories
-        if not alive:
-            break
-        beam_index = torch.tensor(next_rows, device=log_probs.device)
-        cache.reorder_cache(beam_index)  # beams follow their parents; finished examples leave
-        full_mask = full_mask[beam_index]
-        beam_scores = torch.tensor(next_scores, device=log_probs.device).view(len(alive), beams)
-        tokens = torch.tensor(next_tokens, device=log_probs.device)
-        log_probs, full_mask, cache = _decode_step(model, tokens, full_mask, cache)
-    return [max(hypotheses, key=lambda h: h[0])[1] if hypotheses else [] for hypotheses in finished]
 
 
 def decode_texts(tokenizer, generated_ids: list[list[int]]) -> list[str]:

@@ -10,7 +10,8 @@ import torch
 
 from minisumm.config import MethodConfig
 from minisumm.errors import MinisummError
-from minisumm.generate import (_beam_search, decode_texts, generate, left_pad, repeated_ngram_tokens,
+from minisumm.tools.beam_search import beam_search
+from minisumm.generate import (decode_texts, generate, left_pad, repeated_ngram_tokens,
                                summarize)
 from transformers import GPT2LMHeadModel
 
@@ -186,7 +187,7 @@ def test_beam_search_with_one_beam_is_greedy():
     settings = dict(eos_id=255, max_new_tokens=20, min_new_tokens=3, no_repeat_ngram=2)
     input_ids, attention_mask = left_pad(prompts, NEVER, "cpu")
     with torch.inference_mode():  # generate() sends num_beams=1 to the greedy loop: call the beam loop itself
-        beam = _beam_search(model, input_ids, attention_mask, num_beams=1, length_penalty=1.0, **settings)
+        beam = beam_search(model, input_ids, attention_mask, num_beams=1, length_penalty=1.0, **settings)
     greedy = generate(model, prompts, pad_id=NEVER, **settings)
     assert beam == greedy
     assert len({len(g) for g in greedy}) > 1
