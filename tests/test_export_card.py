@@ -23,6 +23,7 @@ from minisumm.generate import generate
 from minisumm.model import build, load_checkpoint
 from minisumm.tools.checkpoint import save_checkpoint
 from minisumm.tools.export import export
+from minisumm.tools.model_card import Facts, hf_card
 from conftest import tiny_config
 from test_checkpoint import saved
 
@@ -107,7 +108,7 @@ def test_card_states_method_base_data_scores_prompt_format_and_lengths(hf_export
     assert card.startswith("---\nlibrary_name: transformers\npipeline_tag: text-generation\n")
     assert "base_model:" not in card  # tiny-random is no hub id
     assert "LoRA (rank 8, alpha 16) on attention q, k, v" in card and "| Trainable parameters | 4,096 of" in card
-    assert "A demonstration model" in card and "sample news dataset; up to 32 training examples" in card
+    assert "A demonstration model" in card and "sample news dataset: its train split, at most 32 examples" in card
     assert "| 12.35 [9.88, 15.00] | 12.35 [9.88, 15.00] | 12.35 [9.88, 15.00] | 12.35 [9.88, 15.00] | 5.432 |" in card
     # tiny_config: max length 192 - 128 new tokens = 64 for article + separator; the separator is 8 bytes
     assert '`"\\nTL;DR: "` (8 tokens)' in card and "at most 64 tokens" in card and "longer than 56 tokens" in card
@@ -137,3 +138,13 @@ def test_a_run_with_no_room_for_an_article_at_decoding_is_refused_in_one_sentenc
     with pytest.raises(MinisummError, match="leaves no room for an article"):
         export(tmp_path / "run" / "best", "hf", tmp_path / "hf")
     assert not (tmp_path / "hf").exists()
+
+
+def test_a_hub_base_is_named_in_the_card_front_matter_unless_its_weights_were_random():
+    config = tiny_config("lora")
+    config.model.model = "openai-community/gpt2"
+    facts = Facts(run="r", config=config, trainable=1, total=2, metrics=None, decode=DecodeConfig(),
+                  separator_tokens=5, n_positions=1024, folder="hf")
+    assert "\nbase_model: openai-community/gpt2\n" in hf_card(facts) and "A demonstration" not in hf_card(facts)
+    config.model.random_init = True
+    assert "base_model:" not in hf_card(facts) and "--random-init" in hf_card(facts)

@@ -246,7 +246,8 @@ def _data(c: RunConfig) -> str:
     files = [f for f in (d.train_file, d.validation_file, d.test_file) if f]
     if files:
         source = ", ".join(f"`{f}`" for f in files)
-    return f"{source}; up to {d.train_size} training examples"
+    drawn = "all of it" if str(d.train_size).lower() == "all" else f"at most {d.train_size} examples"
+    return f"{source}: its train split, {drawn}"
 
 
 def _results(metrics: dict | None) -> list[str]:
