@@ -30,7 +30,7 @@ import contextlib
 import math
 import signal
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -39,16 +39,16 @@ from tqdm.auto import tqdm
 from minisumm import batching, distributed, methods
 from minisumm.batching import IGNORE_INDEX
 from minisumm.config import RunConfig
-from minisumm.device import (autocast, peak_memory_mb, reset_peak_memory, resolve_device, resolve_precision,
-                             rng_state, set_rng_state)
+from minisumm.device import autocast, peak_memory_mb, reset_peak_memory, resolve_device, resolve_precision
 from minisumm.errors import MinisummError
 from minisumm.loss import loss_from_totals, loss_totals
 from minisumm.model import build
 from minisumm.schedule import lr_at
 from minisumm.speedups import label_loss, prepare_for_training
 from minisumm.tools import console
-from minisumm.tools.checkpoint import folder_size, optimizer_from_safe, optimizer_to_safe
+from minisumm.tools.checkpoint import folder_size
 from minisumm.tools.interrupt import Interrupt
+from minisumm.tools.resume import restore, save_last
 from minisumm.tools.run_folder import RunFolder
 from minisumm.tools.token_cache import build_datasets
 
@@ -179,7 +179,7 @@ def fit(t: Training) -> dict:
              "train_examples": len(t.batches.train_set), "validation_examples": len(t.batches.val_set),
              "padding_fraction": t.batches.padding_fraction}
     t.run.log(start)
-    say(t, start_banner(t))
+    say(t, console.start_banner(t))
     if t.state.step == 0:
         with Interrupt() as interrupt:  # a signal lets this validation finish and save last/ first
             evaluate(t)  # the untrained model's validation loss: the baseline every run starts from
@@ -303,44 +303,7 @@ def say(t: Training, text: str) -> None:
         tqdm.write(text)
 
 
-def start_banner(t: Training) -> str:
-    c, model = t.config, t.model
-    return console.banner(
-        method=c.method.method, model=c.model.model, data=c.data.data or c.data.train_file, trainable=sum(p.numel() for p in t.params),
-        total=sum(p.numel() for p in model.parameters()), device=str(t.device), precision=t.precision,
-        world_size=t.dist.world_size, train_examples=len(t.batches.train_set),
-        validation_examples=len(t.batches.val_set), padding=t.batches.padding_fraction,
-        batch_size=c.train.batch_size, grad_accum=c.train.grad_accum, steps_per_epoch=t.batches.steps_per_epoch,
-        total_steps=t.total_steps, epochs=c.train.epochs, warmup_steps=t.warmup_steps, peak_lr=c.peak_lr(),
-        min_lr=c.peak_lr() * c.train.min_lr_ratio, eval_every=t.eval_every, patience=c.train.patience,
-        out=str(t.run.path), resumed_at=t.state.step)
-
-
-# ---------------------------------------------------------------------------------------------- state
-def save_last(t: Training) -> None:
-    """Weights, optimizer, RNG and loop state into last/, for --resume."""
-    optimizer_tensors, optimizer_json = optimizer_to_safe(t.optimizer)
-    state = {"trainer": asdict(t.state), "optimizer": optimizer_json, "scaler": t.scaler.state_dict(),
-             "world_size": t.dist.world_size, "peak_memory_mb": peak_memory_mb(t.device)}
-    t.run.save_last(methods.trainable_state_dict(t.model), optimizer_tensors, rng_state(t.device), state)
-
-
-def restore(t: Training) -> None:
-    """Load last/ into `t`: weights, optimizer, scaler, loop state, RNG, and the best weights so far."""
-    weights, optimizer_tensors, rng, state = t.run.load_last({f.name: str(f.type) for f in fields(TrainState)})
-    methods.load_trainable_state_dict(t.model, weights)
-    try:
-        t.optimizer.load_state_dict(optimizer_from_safe(optimizer_tensors, state["optimizer"]))
-    except (ValueError, KeyError) as error:
-        raise MinisummError(f"The optimizer state in {t.run.path / 'last'} does not fit this run's parameters "
-                            f"({error}); this last/ checkpoint cannot be resumed.") from None
-    if state.get("scaler"):
-        t.scaler.load_state_dict(state["scaler"])
-    t.state = TrainState(**{**state["trainer"], "done": False})
-    set_rng_state(rng, t.device)
-    t.best_weights = t.run.load_best()
-
-
+# ---------------------------------------------------------------------------------------------- endings
 def interrupted(t: Training, signum: int) -> dict:
     """Ctrl-C or SIGTERM at a safe point: save last/ and say how to continue."""
     save_last(t)

@@ -60,3 +60,17 @@ def summary_text(summary: dict, out: str) -> str:
         f"all numbers {out}/summary.json",
         f"next: python evaluate.py {out}",
     ])
+
+
+def start_banner(t) -> str:
+    """The banner of a `minisumm.training.Training` about to start."""
+    c, model = t.config, t.model
+    return banner(
+        method=c.method.method, model=c.model.model, data=c.data.data or c.data.train_file, trainable=sum(p.numel() for p in t.params),
+        total=sum(p.numel() for p in model.parameters()), device=str(t.device), precision=t.precision,
+        world_size=t.dist.world_size, train_examples=len(t.batches.train_set),
+        validation_examples=len(t.batches.val_set), padding=t.batches.padding_fraction,
+        batch_size=c.train.batch_size, grad_accum=c.train.grad_accum, steps_per_epoch=t.batches.steps_per_epoch,
+        total_steps=t.total_steps, epochs=c.train.epochs, warmup_steps=t.warmup_steps, peak_lr=c.peak_lr(),
+        min_lr=c.peak_lr() * c.train.min_lr_ratio, eval_every=t.eval_every, patience=c.train.patience,
+        out=str(t.run.path), resumed_at=t.state.step)
