@@ -130,6 +130,7 @@ def setup(config: RunConfig, out: str | Path, *, resume: bool = False, overwrite
     precision = resolve_precision(config.train.precision, device)
     run = RunFolder(Path(out), config, is_main=dist.is_main, resume=resume, overwrite=overwrite)
 
+    console.library_bars(show_progress and dist.is_main)
     torch.manual_seed(config.train.seed)  # the method's own initialisation (LoRA A, sampled prompt ids)
     model, tokenizer, params, config = build(config)
     run.config = config

@@ -67,3 +67,25 @@ def sys_stderr_value() -> str:
     import sys
 
     return sys.stderr.getvalue()
+
+
+def test_library_bars_follow_minisumm_s(monkeypatch):
+    """transformers' "Loading weights" bar and datasets' bars: off into a pipe or with --no-progress."""
+    import datasets
+    from transformers.utils import logging as transformers_logging
+
+    from minisumm.tools.console import library_bars
+
+    try:
+        monkeypatch.setattr("sys.stderr", Terminal())
+        library_bars(True)
+        assert transformers_logging.is_progress_bar_enabled() and datasets.is_progress_bar_enabled()
+        library_bars(False)  # --no-progress on a terminal
+        assert not transformers_logging.is_progress_bar_enabled() and not datasets.is_progress_bar_enabled()
+        transformers_logging.enable_progress_bar()
+        monkeypatch.setattr("sys.stderr", io.StringIO())  # a pipe
+        library_bars(True)
+        assert not transformers_logging.is_progress_bar_enabled()
+    finally:
+        transformers_logging.enable_progress_bar()
+        datasets.enable_progress_bars()

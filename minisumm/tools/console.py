@@ -9,6 +9,20 @@ The banner's parameter line echoes PEFT's `print_trainable_parameters`, the conv
 from __future__ import annotations
 
 
+def library_bars(show: bool) -> None:
+    """transformers' and datasets' own progress bars (loading weights, downloads) follow minisumm's: drawn on
+    a terminal, never with --no-progress or into a file or pipe, where their carriage returns would flood a log."""
+    import sys
+
+    if show and sys.stderr.isatty():
+        return
+    import datasets
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+
+
 def memory_words(device: str) -> str:
     """What `peak_memory_mb` measures on this device (`minisumm.device.peak_memory_mb`)."""
     if device.startswith("cuda"):
