@@ -119,3 +119,11 @@ def test_the_installed_script_runs_a_command_and_returns_its_status(tmp_path):
                             text=True, cwd=tmp_path, timeout=120)
     assert result.returncode == 2
     assert result.stderr == "error: --limit must be at least 1; got 0.\n"
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "summarize", "compare", "export", "pretrain"])
+def test_every_command_names_itself_in_its_usage_line(command, capsys):
+    with pytest.raises(SystemExit) as stop:
+        console.main([command, "--help"])
+    assert stop.value.code == 0
+    assert capsys.readouterr().out.startswith(f"usage: minisumm {command} ")

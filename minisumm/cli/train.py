@@ -49,9 +49,9 @@ EXAMPLES = """examples:
 """
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(prog: str = "train.py") -> argparse.ArgumentParser:
     p = FlagParser(
-        prog="train.py", epilog=EXAMPLES,
+        prog=prog, epilog=EXAMPLES,
         description="Fine-tune GPT-2 for summarisation by prompt tuning, LoRA, last-layers or full fine-tuning.")
     for section in (cfg.MethodConfig, cfg.ModelConfig, cfg.DataConfig, cfg.TrainConfig):
         cfg.add_arguments(p, section)
@@ -71,14 +71,14 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def parse(argv=None) -> argparse.Namespace:
+def parse(argv=None, prog: str = "train.py") -> argparse.Namespace:
     """The flags, with `--config FILE`'s settings in place of the defaults they set."""
-    args = parser().parse_args(argv)
+    args = parser(prog).parse_args(argv)
     if args.config:
         if args.resume:
             raise MinisummError("--config and --resume exclude each other: a resumed run keeps its stored "
                                 "settings; to repeat a run with changes, start a new one: --config RUN --out NEW.")
-        with_file = parser()
+        with_file = parser(prog)
         with_file.set_defaults(**read_settings(args.config, with_file))
         args = with_file.parse_args(argv)
     return args
@@ -141,11 +141,11 @@ def warn_unused(config: cfg.RunConfig, given: dict) -> None:
                   f"ignored.", file=sys.stderr)
 
 
-def main(argv=None) -> int:
+def main(argv=None, prog: str = "train.py") -> int:
     from minisumm import training
     from minisumm.tools.console import summary_text
 
-    args = parse(argv)
+    args = parse(argv, prog)
     given = given_flags(argv)
     if args.resume:
         out = Path(args.resume)

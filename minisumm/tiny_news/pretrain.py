@@ -249,8 +249,8 @@ def cached_tiny_news(recipe: Recipe = Recipe()) -> Path:
     return folder
 
 
-def main(argv=None) -> int:
-    p = ArgumentParser(prog="python -m minisumm.tiny_news.pretrain", description=__doc__.split("\n")[0])
+def main(argv=None, prog: str = "python -m minisumm.tiny_news.pretrain") -> int:
+    p = ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
     p.add_argument("--out", required=True, help="Folder to create (must not exist yet).")
     for f in dataclasses.fields(Recipe):
         p.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default,

@@ -341,8 +341,8 @@ def default_out(paths) -> Path:
     return common / "comparison.md"
 
 
-def parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(prog="python -m minisumm.tools.compare", description=__doc__.split("\n")[0])
+def parser(prog: str = "python -m minisumm.tools.compare") -> argparse.ArgumentParser:
+    p = ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
     p.add_argument("runs", nargs="*", help="Run folders (train.py) and baseline folders (evaluate.py --baseline).")
     p.add_argument("--out", default=None, help="Markdown file to write, or a folder to write comparison.md in "
                                                "(default: comparison.md in the common parent folder of the runs); "
@@ -353,8 +353,8 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv=None) -> int:
-    args = parser().parse_args(argv)
+def main(argv=None, prog: str = "python -m minisumm.tools.compare") -> int:
+    args = parser(prog).parse_args(argv)
     folders = [p for p in args.runs if os.path.isdir(p)]  # a stray file elsewhere must not move the report
     out = Path(args.out) if args.out else default_out(folders) if folders else Path("comparison.md")
     if out.is_dir():  # --out DIR: the report and its plots go inside DIR

@@ -204,8 +204,8 @@ def export(checkpoint: str | Path, to: str, out: str | Path, overwrite: bool = F
     return out
 
 
-def main(argv=None) -> int:
-    p = ArgumentParser(prog="python -m minisumm.tools.export", description=__doc__.split("\n\n")[0])
+def main(argv=None, prog: str = "python -m minisumm.tools.export") -> int:
+    p = ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     p.add_argument("checkpoint", help="A run folder, or its best/ or last/ folder.")
     p.add_argument("--to", required=True, choices=("hf", "peft"), help="Hugging Face model folder or PEFT adapter.")
     p.add_argument("out", help="Folder to write.")
