@@ -346,6 +346,11 @@ def help_with_default(f: dataclasses.Field) -> str:
     return text.replace("%", "%%")  # argparse formats help with %
 
 
+def section_from_args(args: argparse.Namespace, section_cls):
+    """One settings dataclass (e.g. DecodeConfig) from parsed flags that `add_arguments` made for it."""
+    return section_cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(section_cls)})
+
+
 def from_args(args: argparse.Namespace, base: RunConfig | None = None) -> RunConfig:
     """Fill a RunConfig from parsed flags; flags a parser did not define keep `base`'s values."""
     config = base or RunConfig()

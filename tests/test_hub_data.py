@@ -224,3 +224,21 @@ def test_train_py_on_a_hub_dataset_then_the_same_run_again_from_its_config(hub_d
                                 "--out", str(tmp_path / "again")]) == 0
     again = json.loads((tmp_path / "again" / "config.json").read_text())["config"]
     assert again["data"] == stored and again["method"]["lora_rank"] == 2
+
+
+def test_evaluate_s_baseline_reads_a_hub_dataset_with_its_own_fields(hub_dataset, tmp_path, capsys):
+    import json
+
+    from minisumm.cli.evaluate import main as evaluate_main
+    from minisumm.errors import run_cli
+
+    calls = hub_dataset(xsum_like())
+    out = tmp_path / "lead3"
+    argv = ["--baseline", "lead3", "--data", "EdinburghNLP/xsum", "--out", str(out)]
+    assert run_cli(evaluate_main, argv) == 2  # CNN/DM's field names by default: one sentence naming the fields
+    assert "document" in capsys.readouterr().err
+    assert run_cli(evaluate_main, [*argv, "--article-field", "document", "--summary-field", "summary",
+                                   "--split", "validation", "--validation-split", "test"]) == 0
+    predictions = [json.loads(line) for line in (out / "predictions.jsonl").open()]
+    assert [p["prediction"] for p in predictions] == [f"test document {i}." for i in range(4)]
+    assert calls[-1] == ("EdinburghNLP/xsum",)

@@ -77,6 +77,8 @@ def test_library_bars_follow_minisumm_s(monkeypatch):
     from minisumm.tools.console import library_bars
 
     try:
+        transformers_logging.enable_progress_bar()  # as a fresh process has them (earlier tests may have run)
+        datasets.enable_progress_bars()
         monkeypatch.setattr("sys.stderr", Terminal())
         library_bars(True)
         assert transformers_logging.is_progress_bar_enabled() and datasets.is_progress_bar_enabled()

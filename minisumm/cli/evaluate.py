@@ -29,7 +29,8 @@ from tqdm.auto import tqdm
 from minisumm import batching, data, methods
 from minisumm.tools import checkpoint, folder_lock
 from minisumm.tools.atomic import check_writable, write_json, write_text
-from minisumm.config import DataConfig, DecodeConfig, ModelConfig, RunConfig, add_arguments
+from minisumm.tools.console import library_bars
+from minisumm.config import DataConfig, DecodeConfig, ModelConfig, RunConfig, add_arguments, section_from_args
 from minisumm.device import low_precision_dtype, peak_memory_mb, reset_peak_memory, resolve_device, resolve_precision
 from minisumm.errors import WRITE_ERRORS, ArgumentParser, MinisummError, run_cli, writing
 from minisumm.generate import summarize
@@ -39,6 +40,10 @@ from minisumm.speedups import label_loss
 from minisumm.metrics import ROUGE_TYPES, lead3, rouge_scores
 
 
+# How to read a source (train.py's flags of the same names); the split's size and the layout stay the run's.
+SOURCE_FLAGS = ("data_config", "article_field", "summary_field", "id_field", "train_split", "validation_split",
+                "test_split")
+
 def parser(prog: str = "evaluate.py") -> argparse.ArgumentParser:
     """The flags; each help text states its default once (argparse expands `%(default)r`)."""
     p = ArgumentParser(prog=prog, description="Evaluation loss and ROUGE of a minisumm checkpoint or a baseline.")
@@ -47,9 +52,13 @@ def parser(prog: str = "evaluate.py") -> argparse.ArgumentParser:
     p.add_argument("--model", default="gpt2",
                    help="Base model of the zero-shot baseline, as for train.py. (default: %(default)r)")
     p.add_argument("--random-init", action="store_true", help="Zero-shot baseline with random weights.")
-    p.add_argument("--data", default=None, help="Override the data source: cnn_dailymail, sample, or a file "
-                                                "(every row of a file is scored). (default: the checkpoint's "
-                                                "own source; cnn_dailymail for a baseline)")
+    p.add_argument("--data", default=None, help="Override the data source: cnn_dailymail, sample, a hub dataset "
+                                                "OWNER/NAME, or a file (every row of a file is scored). (default: "
+                                                "the checkpoint's own source; cnn_dailymail for a baseline)")
+    for name in SOURCE_FLAGS:  # how to read the source, as for train.py; each overrides the run's own setting
+        p.add_argument("--" + name.replace("_", "-"), default=None,
+                       help=f"As train.py's --{name.replace('_', '-')}. (default: the checkpoint's own; "
+                            f"{getattr(DataConfig(), name)!r} for a baseline)")
     p.add_argument("--split", default="test", choices=data.SPLITS,
                    help="Split of a named source to score. (default: %(default)r)")
     p.add_argument("--limit", type=int, default=None,
@@ -70,7 +79,7 @@ def parser(prog: str = "evaluate.py") -> argparse.ArgumentParser:
 
 def decode_config(args: argparse.Namespace) -> DecodeConfig:
     """The DecodeConfig of parsed flags (the flags `add_arguments(p, DecodeConfig)` made), validated."""
-    decode = DecodeConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(DecodeConfig)})
+    decode = section_from_args(args, DecodeConfig)
     decode.validate()
     return decode
 
@@ -80,6 +89,7 @@ def main(argv=None, prog: str = "evaluate.py") -> int:
     decode = _check_args(args)
     out = _out_folder(args)
     check_writable(out, "--out")  # before hours of decoding, not after
+    library_bars(not args.no_progress)  # transformers' and datasets' own bars: a terminal only
     with folder_lock.hold(out, "evaluation folder"):
         results, examples, predictions = _evaluate(args, decode)
         _write(out, results, examples, predictions)
@@ -172,6 +182,9 @@ def _is_file(source: str | None) -> bool:
 
 
 def _examples(args, data_cfg: DataConfig, seed: int) -> list[data.Example]:
+    for name in SOURCE_FLAGS:
+        if getattr(args, name) is not None:
+            setattr(data_cfg, name, getattr(args, name))
     if _is_file(args.data):
         examples = data.load_file(args.data, data_cfg)
     else:

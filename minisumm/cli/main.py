@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import difflib
 import importlib
-import inspect
 import sys
 
 from minisumm import __version__
@@ -61,11 +60,8 @@ def main(argv=None, prog: str = "minisumm") -> int:
         print(f"error: unknown command '{command}'; {hint} (see {prog} --help)", file=sys.stderr)
         return 2
     tool_main = importlib.import_module(COMMANDS[command][0]).main
-    # A main that takes `prog` names itself "minisumm train" in its usage and errors; the others keep their
-    # script's name there.
-    if "prog" in inspect.signature(tool_main).parameters:
-        return run_cli(lambda args: tool_main(args, prog=f"{prog} {command}"), rest)
-    return run_cli(tool_main, rest)
+    # each main names itself "minisumm train" (...) in its usage line and errors
+    return run_cli(lambda args: tool_main(args, prog=f"{prog} {command}"), rest)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from minisumm import methods
 from minisumm.cli.evaluate import decode_config
+from minisumm.tools.console import library_bars
 from minisumm.config import DecodeConfig, add_arguments
 from minisumm.model import load_checkpoint
 from minisumm.device import low_precision_dtype, resolve_device, resolve_precision
@@ -68,6 +69,7 @@ def main(argv=None, prog: str = "python -m minisumm.cli.summarize") -> int:
     args = parser(prog).parse_args(argv)
     decode = decode_config(args)
     text = read_text(args.source)
+    library_bars(True)  # transformers' "Loading weights" bar on a terminal only
     model, tokenizer, config = load_checkpoint(args.checkpoint)
     device = resolve_device(args.device)
     model.to(device)
