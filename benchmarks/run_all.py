@@ -64,6 +64,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from a checkout: find minisumm without installing it
 
 from minisumm import data  # noqa: E402
+from minisumm.metrics import BASELINES  # noqa: E402
 from minisumm.tools import compare  # noqa: E402
 from minisumm.config import METHODS, RunConfig, from_args  # noqa: E402
 from minisumm.errors import MinisummError, run_cli  # noqa: E402
@@ -90,8 +91,8 @@ def parser() -> argparse.ArgumentParser:
                                                "(default: runs/compare-<timestamp>).")
     p.add_argument("--methods", default=",".join(METHODS),
                    help=f"Comma-separated methods to train (default: {','.join(METHODS)}).")
-    p.add_argument("--baselines", default=",".join(compare.BASELINES),
-                   help=f"Comma-separated baselines, '' for none (default: {','.join(compare.BASELINES)}).")
+    p.add_argument("--baselines", default=",".join(BASELINES),
+                   help=f"Comma-separated baselines, '' for none (default: {','.join(BASELINES)}).")
     quick = p.add_argument("--quick", action=argparse.BooleanOptionalAction, default=None)
     quick.help = "Small, fast settings, see the module docstring (default: on for --model tiny-random, else off)."
     p.add_argument("--train-args", default="", help='Extra train.py flags for every run, e.g. "--epochs 2"; one '
@@ -173,7 +174,7 @@ class Steps:
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     methods = _choices(args.methods, METHODS, "--methods")
-    baselines = _choices(args.baselines, compare.BASELINES, "--baselines")
+    baselines = _choices(args.baselines, BASELINES, "--baselines")
     if not methods and not baselines:
         raise MinisummError("Nothing to run: give at least one of --methods and --baselines.")
     args.quick = args.model == "tiny-random" if args.quick is None else args.quick

@@ -22,6 +22,7 @@ import numpy as np
 from minisumm.errors import MinisummError
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
+BASELINES = ("lead3", "zero-shot")  # what evaluate.py --baseline scores: lead-3, and the untrained model
 
 # Words ending in "." that rarely end a sentence (compared lower-case, without the final dot). "etc." is left
 # out on purpose: in news text it ends a sentence more often than not.

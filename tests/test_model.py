@@ -118,3 +118,16 @@ def test_a_model_folder_with_only_pytorch_model_bin_is_refused_never_unpickled(t
     with pytest.raises(MinisummError, match=r"only as pytorch_model.bin.*never loads.*save_pretrained"):
         load_model_and_tokenizer(str(folder))
     assert not marker.exists()
+
+
+def test_build_returns_the_config_as_built_and_leaves_the_caller_s_alone():
+    from minisumm.config import RunConfig
+    from minisumm.model import build
+
+    config = RunConfig()
+    config.model.model, config.method.method = "tiny-random", "lora"
+    assert config.data.max_length == 1024
+    model, _, trainable, built = build(config)
+    assert built.data.max_length == model.config.n_positions == 512  # capped at the model's positions
+    assert config.data.max_length == 1024 and built is not config
+    assert len(trainable) > 0 and built.method == config.method

@@ -37,7 +37,7 @@ from minisumm.generate import summarize
 from minisumm.loss import evaluation_loss
 from minisumm.model import build, load_checkpoint
 from minisumm.speedups import label_loss
-from minisumm.metrics import ROUGE_TYPES, lead3, rouge_scores
+from minisumm.metrics import BASELINES, ROUGE_TYPES, lead3, rouge_scores
 
 
 # How to read a source (train.py's flags of the same names); the split's size and the layout stay the run's.
@@ -48,7 +48,7 @@ def parser(prog: str = "evaluate.py") -> argparse.ArgumentParser:
     """The flags; each help text states its default once (argparse expands `%(default)r`)."""
     p = ArgumentParser(prog=prog, description="Evaluation loss and ROUGE of a minisumm checkpoint or a baseline.")
     p.add_argument("checkpoint", nargs="?", help="A run folder, or its best/ or last/ folder.")
-    p.add_argument("--baseline", choices=("lead3", "zero-shot"), help="Score a baseline instead of a checkpoint.")
+    p.add_argument("--baseline", choices=BASELINES, help="Score a baseline instead of a checkpoint.")
     p.add_argument("--model", default="gpt2",
                    help="Base model of the zero-shot baseline, as for train.py. (default: %(default)r)")
     p.add_argument("--random-init", action="store_true", help="Zero-shot baseline with random weights.")

@@ -41,9 +41,9 @@ from pathlib import Path
 
 from minisumm.tools.atomic import check_writable, write_text
 from minisumm.errors import ArgumentParser, MinisummError, run_cli, writing
+from minisumm.metrics import BASELINES
 
 DASH = "—"
-BASELINES = ("lead3", "zero-shot")
 ROUGE_COLUMNS = (("rouge1", "ROUGE-1"), ("rouge2", "ROUGE-2"), ("rougeL", "ROUGE-L"), ("rougeLsum", "ROUGE-Lsum"))
 KEY_ROUGE = ROUGE_COLUMNS[2]  # ROUGE-L: the one score in the terminal table and the plots
 
