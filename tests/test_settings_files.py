@@ -8,7 +8,7 @@ import pytest
 
 from minisumm.model import load_checkpoint
 from minisumm.errors import MinisummError
-from minisumm.training import evaluate, fit, save_last, setup, train, train_step
+from minisumm.training import setup
 from test_checkpoint import saved
 from test_training_faults import trained_run
 

@@ -21,7 +21,7 @@ from minisumm.config import METHODS, TINY_NEWS_LR
 from minisumm.data import SAMPLE_DIR
 from minisumm.errors import MinisummError
 from minisumm.model import load_model_and_tokenizer
-from minisumm.training import evaluate, fit, save_last, setup, train, train_step
+from minisumm.training import train
 
 # Small enough for ~10 s on 2 CPU cores, large enough to learn the articles' language (loss 6.2 -> 2.8).
 QUICK = pretrain.Recipe(stories=1500, vocab_size=512, n_layer=2, n_head=2, n_embd=64, n_positions=512,

@@ -17,7 +17,7 @@ from minisumm.errors import MinisummError
 from minisumm.speedups.labelled_positions import label_loss
 from minisumm.speedups import enable_activation_checkpointing
 from minisumm.model import load_model_and_tokenizer
-from minisumm.training import evaluate, fit, make_optimizer, save_last, setup, train, train_step
+from minisumm.training import fit, make_optimizer, setup, train
 
 
 def last_weights(run):

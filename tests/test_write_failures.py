@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 
 import minisumm.tools.atomic
 from conftest import fill, tiny_config
-from minisumm import batching, training
+from minisumm import training
 from minisumm.training import save_last, train_step
 from minisumm.tools import checkpoint, compare, token_cache
 from minisumm.errors import run_cli
