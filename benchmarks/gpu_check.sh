@@ -95,7 +95,7 @@ else
     if [[ -d ../shared/gpt2 ]]; then
         GEN_SIZE=(--model ../shared/gpt2 --random-init)
     else  # GPT-2 small's architecture (GPT2Config()) with a byte-level tokenizer: no files or internet needed
-        "$PYTHON" -c "import sys; from transformers import GPT2Config; from minisumm.model import byte_level_tokenizer
+        "$PYTHON" -c "import sys; from transformers import GPT2Config; from minisumm.tools.loading import byte_level_tokenizer
 GPT2Config().save_pretrained(sys.argv[1]); byte_level_tokenizer().save_pretrained(sys.argv[1])" "$WORK/gpt2-config"
         GEN_SIZE=(--model "$WORK/gpt2-config" --random-init)
     fi
@@ -169,7 +169,7 @@ for precision in $PRECISIONS; do
     done
 done
 
-# Would forward.label_loss gain from dropping the padding mask of right-padded batches? (A real token never
+# Would the labelled-positions label_loss gain from dropping the padding mask of right-padded batches? (A real token never
 # attends to a later pad under the causal mask, so its outputs cannot change; without a 2-D mask transformers
 # keeps SDPA's is_causal path, i.e. flash attention on GPUs.) Same losses expected, times compared.
 step mask_probe 120 "$PYTHON" - "$DEVICE" "$WORK/parts/mask_probe.json" "$DRY" <<'PY'
@@ -178,7 +178,7 @@ import torch
 sys.path.insert(0, "benchmarks")
 import bench_train
 from minisumm.device import autocast
-from minisumm.forward import label_loss
+from minisumm.speedups.labelled_positions import label_loss
 device_name, out, dry = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
 size = ["--model", "tiny-random", "--batch-size", "2", "--article-tokens", "60"] if dry else ["--batch-size", "8"]
 args = bench_train.parse_args(["--method", "lora", "--device", device_name, *size])
