@@ -51,6 +51,7 @@ from minisumm.config import DecodeConfig, RunConfig
 from minisumm.errors import ArgumentParser, MinisummError, run_cli, writing
 from minisumm.model import load_checkpoint, load_model_and_tokenizer
 from minisumm.tools import folder_lock
+from minisumm.tools.console import library_bars
 from minisumm.tools.atomic import check_writable, staged_folder, write_file, write_json, write_text
 from minisumm.tools.checkpoint import read_config, resolve
 from minisumm.tools.loading import TINY_NEWS, TINY_RANDOM
@@ -212,6 +213,7 @@ def main(argv=None, prog: str = "python -m minisumm.tools.export") -> int:
     p.add_argument("--overwrite", action="store_true",
                    help="Replace an earlier export in the output folder (never anything else).")
     args = p.parse_args(argv)
+    library_bars(True)  # transformers' "Loading weights" and "Writing model shards" bars: on a terminal only
     folder = export(args.checkpoint, args.to, args.out, args.overwrite)
     print(f"Wrote {folder}")
     return 0
