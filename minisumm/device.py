@@ -88,7 +88,7 @@ def reset_peak_memory(device: torch.device) -> None:
 
 def peak_memory_mb(device: torch.device) -> float:
     """CUDA: the most memory tensors held since the last reset; CPU: the process's peak resident set since
-    then (the whole process: Python, libraries and model included)."""
+    then (the whole process: Python, libraries and model included). In words: `tools.console.PEAK_MEMORY_MEANS`."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
     try:

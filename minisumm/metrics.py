@@ -22,6 +22,7 @@ import numpy as np
 from minisumm.errors import MinisummError
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
+ROUGE_NAMES = {"rouge1": "ROUGE-1", "rouge2": "ROUGE-2", "rougeL": "ROUGE-L", "rougeLsum": "ROUGE-Lsum"}  # for people
 BASELINES = ("lead3", "zero-shot")  # what evaluate.py --baseline scores: lead-3, and the untrained model
 
 # Words ending in "." that rarely end a sentence (compared lower-case, without the final dot). "etc." is left

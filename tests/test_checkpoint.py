@@ -14,9 +14,13 @@ from minisumm.model import build, load_checkpoint
 from minisumm.errors import MinisummError
 
 
-def saved(tmp_path, method="lora"):
-    """A checkpoint folder with non-trivial trainable weights, and the model they came from."""
+def saved(tmp_path, method="lora", model="tiny-random", **method_settings):
+    """A checkpoint folder with non-trivial trainable weights, and the model they came from; `model` and
+    `method_settings` (e.g. lora_targets="qv") change the tiny default."""
     config = tiny_config(method, tmp_path)
+    config.model.model = model
+    for name, value in method_settings.items():
+        setattr(config.method, name, value)
     torch.manual_seed(0)
     model, _, params, _ = build(config)
     with torch.no_grad():

@@ -127,3 +127,16 @@ def test_every_command_names_itself_in_its_usage_line(command, capsys):
         console.main([command, "--help"])
     assert stop.value.code == 0
     assert capsys.readouterr().out.startswith(f"usage: minisumm {command} ")
+
+
+@pytest.mark.parametrize("command, argv, typed, meant", [
+    ("train", [], "--max_steps", "--max-steps"), ("evaluate", [], "--max_new_tokens", "--max-new-tokens"),
+    ("summarize", [], "--no_repeat_ngram", "--no-repeat-ngram"), ("compare", [], "--x_axis", "--x-axis"),
+    ("export", ["runs/x", "out", "--to", "hf"], "--over_write", "--overwrite"),
+    ("pretrain", ["--out", "x"], "--block_size", "--block-size")])
+def test_every_command_answers_a_misspelt_flag_with_the_one_meant(command, argv, typed, meant, capsys):
+    with pytest.raises(SystemExit) as stop:  # refused while parsing: nothing is read or written
+        console.main([command, *argv, typed, "1"])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err == (f"error: unknown flag {typed}; did you mean {meant}? "
+                                       f"(see minisumm {command} --help)\n")

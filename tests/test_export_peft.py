@@ -9,10 +9,8 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoTokenizer, GPT2LMHeadModel
 
-from minisumm import methods
 from minisumm.errors import run_cli
-from minisumm.model import body, build, load_checkpoint, load_model_and_tokenizer
-from minisumm.tools.checkpoint import save_checkpoint
+from minisumm.model import body, load_checkpoint, load_model_and_tokenizer
 from minisumm.tools.export import BASE_FOLDER, main as export_main, peft_base
 from minisumm.tools.loading import TINY_RANDOM
 from conftest import tiny_config
@@ -23,16 +21,7 @@ PREFIX = "base_model.model."
 
 def lora_checkpoint(tmp_path, model_name: str = TINY_RANDOM, targets: str = "qv,proj,mlp"):
     """A LoRA checkpoint with non-zero A and B (B starts at zero) on `model_name`, q and v plus the extras."""
-    config = tiny_config("lora", tmp_path)
-    config.model.model, config.method.lora_targets = model_name, targets
-    torch.manual_seed(0)
-    model, _, params, config = build(config)
-    with torch.no_grad():
-        for param in params:
-            param.add_(torch.randn_like(param) * 0.1)
-    folder = tmp_path / "run" / "best"
-    save_checkpoint(folder, config, methods.trainable_state_dict(model))
-    return folder
+    return saved(tmp_path, "lora", model=model_name, lora_targets=targets)[0]
 
 
 def read_peft_lora(folder):

@@ -30,9 +30,11 @@ from minisumm import batching, data, methods
 from minisumm.tools import checkpoint, folder_lock
 from minisumm.tools.atomic import check_writable, write_json, write_text
 from minisumm.tools.console import library_bars
+from minisumm.tools.data_files import SUPPORTED
 from minisumm.config import DataConfig, DecodeConfig, ModelConfig, RunConfig, add_arguments, section_from_args
 from minisumm.device import low_precision_dtype, peak_memory_mb, reset_peak_memory, resolve_device, resolve_precision
-from minisumm.errors import WRITE_ERRORS, ArgumentParser, MinisummError, run_cli, writing
+from minisumm.errors import WRITE_ERRORS, MinisummError, run_cli, writing
+from minisumm.tools.flags import FlagParser
 from minisumm.generate import summarize
 from minisumm.loss import evaluation_loss
 from minisumm.model import build, load_checkpoint
@@ -46,7 +48,7 @@ SOURCE_FLAGS = ("data_config", "article_field", "summary_field", "id_field", "tr
 
 def parser(prog: str = "evaluate.py") -> argparse.ArgumentParser:
     """The flags; each help text states its default once (argparse expands `%(default)r`)."""
-    p = ArgumentParser(prog=prog, description="Evaluation loss and ROUGE of a minisumm checkpoint or a baseline.")
+    p = FlagParser(prog=prog, description="Evaluation loss and ROUGE of a minisumm checkpoint or a baseline.")
     p.add_argument("checkpoint", nargs="?", help="A run folder, or its best/ or last/ folder.")
     p.add_argument("--baseline", choices=BASELINES, help="Score a baseline instead of a checkpoint.")
     p.add_argument("--model", default="gpt2",
@@ -155,9 +157,7 @@ def _out_folder(args) -> Path:
     if args.out:
         return Path(args.out)
     if args.checkpoint:
-        folder = checkpoint.resolve(args.checkpoint)
-        run = folder.parent if folder.name in ("best", "last", "best.old", "last.old") else folder
-        return run / "eval"
+        return checkpoint.run_of(checkpoint.resolve(args.checkpoint)) / "eval"
     return Path("runs") / f"baseline-{args.baseline}" / "eval"
 
 
@@ -178,7 +178,7 @@ def _load(args):
 
 
 def _is_file(source: str | None) -> bool:
-    return source is not None and Path(source).suffix.lower() in (".jsonl", ".json", ".csv")
+    return source is not None and Path(source).suffix.lower() in SUPPORTED
 
 
 def _examples(args, data_cfg: DataConfig, seed: int) -> list[data.Example]:

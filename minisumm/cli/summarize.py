@@ -19,7 +19,8 @@ from minisumm.tools.console import library_bars
 from minisumm.config import DecodeConfig, add_arguments
 from minisumm.model import load_checkpoint
 from minisumm.device import low_precision_dtype, resolve_device, resolve_precision
-from minisumm.errors import ArgumentParser, MinisummError, run_cli
+from minisumm.errors import MinisummError, run_cli
+from minisumm.tools.flags import FlagParser
 from minisumm.generate import summarize
 from minisumm.metrics import split_sentences
 
@@ -55,7 +56,7 @@ def printable(text: str) -> str:
 
 
 def parser(prog: str = "python -m minisumm.cli.summarize") -> argparse.ArgumentParser:
-    p = ArgumentParser(prog=prog, description="Summarise one text, from a file or standard input, with a minisumm "
+    p = FlagParser(prog=prog, description="Summarise one text, from a file or standard input, with a minisumm "
                                               "checkpoint.")
     p.add_argument("checkpoint", help="A run folder, or its best/ or last/ folder.")
     p.add_argument("source", nargs="?", default="-",

@@ -51,7 +51,8 @@ from minisumm.tiny_news import synthetic_news
 from minisumm.tools.atomic import check_writable
 from minisumm.tools.atomic import staged_folder
 from minisumm.config import DataConfig
-from minisumm.errors import ArgumentParser, MinisummError, run_cli, writing
+from minisumm.errors import MinisummError, run_cli, writing
+from minisumm.tools.flags import FlagParser
 from minisumm.tools.loading import EOS, TINY_NEWS
 from minisumm.speedups.fused_gelu import use_fused_gelu
 from minisumm.schedule import lr_at
@@ -250,7 +251,7 @@ def cached_tiny_news(recipe: Recipe = Recipe()) -> Path:
 
 
 def main(argv=None, prog: str = "python -m minisumm.tiny_news.pretrain") -> int:
-    p = ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
+    p = FlagParser(prog=prog, description=__doc__.split("\n")[0])
     p.add_argument("--out", required=True, help="Folder to create (must not exist yet).")
     for f in dataclasses.fields(Recipe):
         p.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default,

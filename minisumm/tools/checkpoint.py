@@ -29,6 +29,7 @@ from minisumm.errors import MinisummError
 FORMAT_VERSION = 1
 CONFIG = "config.json"
 WEIGHTS = "weights.safetensors"
+CHECKPOINT_NAMES = ("best", "last", "best.old", "last.old")  # checkpoint folders inside a run folder
 PICKLE_NAMES = ("pytorch_model.bin", "weights.pt", "weights.pth", "model.pt", "checkpoint.pt", "adapter_model.bin")
 
 
@@ -91,6 +92,12 @@ def resolve(path: str | Path) -> Path:
         raise MinisummError(f"{path} is not a minisumm checkpoint: it has no {WEIGHTS}, best/ or last/; give a run "
                             f"folder written by train.py or one of its best/ or last/ folders.")
     return path
+
+
+def run_of(folder: Path) -> Path:
+    """The run folder a `resolve`d checkpoint folder belongs to (a checkpoint outside a run: itself)."""
+    folder = Path(folder)
+    return folder.parent if folder.name in CHECKPOINT_NAMES else folder
 
 
 def read_config(folder: Path) -> RunConfig:

@@ -40,11 +40,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from minisumm.tools.atomic import check_writable, write_text
-from minisumm.errors import ArgumentParser, MinisummError, run_cli, writing
-from minisumm.metrics import BASELINES
+from minisumm.errors import MinisummError, run_cli, writing
+from minisumm.tools.flags import FlagParser
+from minisumm.tools.console import PEAK_MEMORY_MEANS, memory_kind
+from minisumm.metrics import BASELINES, ROUGE_NAMES
 
 DASH = "—"
-ROUGE_COLUMNS = (("rouge1", "ROUGE-1"), ("rouge2", "ROUGE-2"), ("rougeL", "ROUGE-L"), ("rougeLsum", "ROUGE-Lsum"))
+ROUGE_COLUMNS = tuple(ROUGE_NAMES.items())  # (key, title) pairs
 KEY_ROUGE = ROUGE_COLUMNS[2]  # ROUGE-L: the one score in the terminal table and the plots
 
 
@@ -299,19 +301,13 @@ LEGEND = (
     "stemmed; ROUGE-Lsum is the summary-level ROUGE-L that CNN/DailyMail papers report). Test loss: mean "
     "cross-entropy per summary token. Wall time: the whole training run, validations included. Checkpoint: "
     "the best/ folder. —: not applicable or not evaluated.")
-PEAK_MEMORY = {  # what device.peak_memory_mb measured, by the kind of device: (axis label, footnote)
-    "cpu": ("process resident set", "on the CPU, the process's peak resident set since training began: the "
-            "whole process (Python, libraries, model, data), so a tiny model still shows hundreds of MB (Linux's "
-            "VmHWM, reset through /proc/self/clear_refs; elsewhere the peak since the process started)"),
-    "cuda": ("CUDA tensors", "on CUDA, torch.cuda.max_memory_allocated since training began: the tensors only, "
-             "without the CUDA context and the allocator's cache"),
-}
+PEAK_MEMORY = {kind: means[1:] for kind, means in PEAK_MEMORY_MEANS.items()}  # (axis label, footnote)
 
 
 def memory_kinds(entries: list[Entry]) -> list[str]:
     """The keys of PEAK_MEMORY that describe the runs reporting a peak ("cpu", "cuda"); both if unsaid."""
     measured = [e.summary for e in entries if e.summary.get("peak_memory_mb") is not None]
-    kinds = {"cuda" if str(s["device"]).startswith("cuda") else "cpu" for s in measured if s.get("device")}
+    kinds = {memory_kind(s["device"]) for s in measured if s.get("device")}
     return sorted(kinds) if kinds or not measured else sorted(PEAK_MEMORY)
 
 
@@ -342,7 +338,7 @@ def default_out(paths) -> Path:
 
 
 def parser(prog: str = "python -m minisumm.tools.compare") -> argparse.ArgumentParser:
-    p = ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
+    p = FlagParser(prog=prog, description=__doc__.split("\n")[0])
     p.add_argument("runs", nargs="*", help="Run folders (train.py) and baseline folders (evaluate.py --baseline).")
     p.add_argument("--out", default=None, help="Markdown file to write, or a folder to write comparison.md in "
                                                "(default: comparison.md in the common parent folder of the runs); "

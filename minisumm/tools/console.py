@@ -8,6 +8,23 @@ The banner's parameter line echoes PEFT's `print_trainable_parameters`, the conv
 
 from __future__ import annotations
 
+# What `minisumm.device.peak_memory_mb` measures, by the kind of device: in a few words, as an axis label,
+# and as a footnote (compare's table).
+PEAK_MEMORY_MEANS = {
+    "cpu": ("whole-process peak resident memory: Python, libraries, model and data", "process resident set",
+            "on the CPU, the process's peak resident set since training began: the whole process (Python, "
+            "libraries, model, data), so a tiny model still shows hundreds of MB (Linux's VmHWM, reset through "
+            "/proc/self/clear_refs; elsewhere the peak since the process started)"),
+    "cuda": ("CUDA tensors only: torch.cuda.max_memory_allocated", "CUDA tensors",
+             "on CUDA, torch.cuda.max_memory_allocated since training began: the tensors only, without the CUDA "
+             "context and the allocator's cache"),
+}
+
+
+def memory_kind(device) -> str:
+    """"cuda" or "cpu": the key of PEAK_MEMORY_MEANS for a device (as summary.json writes it)."""
+    return "cuda" if str(device).startswith("cuda") else "cpu"
+
 
 def library_bars(show: bool) -> None:
     """transformers' and datasets' own progress bars (loading weights, downloads) follow minisumm's: drawn on
@@ -24,29 +41,8 @@ def library_bars(show: bool) -> None:
 
 
 def memory_words(device: str) -> str:
-    """What `peak_memory_mb` measures on this device (`minisumm.device.peak_memory_mb`)."""
-    if device.startswith("cuda"):
-        return "CUDA tensors only: torch.cuda.max_memory_allocated"
-    return "whole-process peak resident memory: Python, libraries, model and data"
-
-
-def banner(*, method: str, model: str, data: str, trainable: int, total: int, device: str, precision: str,
-           world_size: int, train_examples: int, validation_examples: int, padding: float, batch_size: int,
-           grad_accum: int, steps_per_epoch: int, total_steps: int, epochs: int, warmup_steps: int,
-           peak_lr: float, min_lr: float, eval_every: int, patience: int, out: str, resumed_at: int) -> str:
-    processes = f" x {world_size} processes" if world_size > 1 else ""
-    lines = [
-        f"minisumm: {method} on {model}, data {data} | {device}, {precision}{processes}",
-        f"trainable params: {trainable:,} || all params: {total:,} || trainable%: {100 * trainable / total:.4f}",
-        f"examples: {train_examples:,} train, {validation_examples:,} validation | padding {padding:.1%} of "
-        f"positions",
-        f"batch {batch_size} x {grad_accum} accumulated x {world_size} = {batch_size * grad_accum * world_size} "
-        f"examples per step | {steps_per_epoch} steps per epoch | up to {total_steps} steps ({epochs} epochs)",
-        f"lr {peak_lr:.2g}: {warmup_steps} warmup steps, cosine to {min_lr:.2g} | validate every {eval_every} "
-        f"steps, stop after {patience} without improvement",
-        f"run folder {out}" + (f" (resumed at step {resumed_at})" if resumed_at else ""),
-    ]
-    return "\n".join(lines)
+    """What `minisumm.device.peak_memory_mb` measures on this device, in a few words."""
+    return PEAK_MEMORY_MEANS[memory_kind(device)][0]
 
 
 def eval_line(*, step: int, total_steps: int, epoch: float, train_loss: float | None, val_loss: float,
@@ -77,14 +73,21 @@ def summary_text(summary: dict, out: str) -> str:
 
 
 def start_banner(t) -> str:
-    """The banner of a `minisumm.training.Training` about to start."""
-    c, model = t.config, t.model
-    return banner(
-        method=c.method.method, model=c.model.model, data=c.data.data or c.data.train_file, trainable=sum(p.numel() for p in t.params),
-        total=sum(p.numel() for p in model.parameters()), device=str(t.device), precision=t.precision,
-        world_size=t.dist.world_size, train_examples=len(t.batches.train_set),
-        validation_examples=len(t.batches.val_set), padding=t.batches.padding_fraction,
-        batch_size=c.train.batch_size, grad_accum=c.train.grad_accum, steps_per_epoch=t.batches.steps_per_epoch,
-        total_steps=t.total_steps, epochs=c.train.epochs, warmup_steps=t.warmup_steps, peak_lr=c.peak_lr(),
-        min_lr=c.peak_lr() * c.train.min_lr_ratio, eval_every=t.eval_every, patience=c.train.patience,
-        out=str(t.run.path), resumed_at=t.state.step)
+    """The banner of a `minisumm.training.Training` about to start: what trains on what, and how."""
+    c, b, world = t.config, t.batches, t.dist.world_size
+    trainable, total = sum(p.numel() for p in t.params), sum(p.numel() for p in t.model.parameters())
+    processes = f" x {world} processes" if world > 1 else ""
+    lines = [
+        f"minisumm: {c.method.method} on {c.model.model}, data {c.data.data or c.data.train_file} | {t.device}, "
+        f"{t.precision}{processes}",
+        f"trainable params: {trainable:,} || all params: {total:,} || trainable%: {100 * trainable / total:.4f}",
+        f"examples: {len(b.train_set):,} train, {len(b.val_set):,} validation | padding {b.padding_fraction:.1%} "
+        f"of positions",
+        f"batch {c.train.batch_size} x {c.train.grad_accum} accumulated x {world} = "
+        f"{c.train.batch_size * c.train.grad_accum * world} examples per step | {b.steps_per_epoch} steps per "
+        f"epoch | up to {t.total_steps} steps ({c.train.epochs} epochs)",
+        f"lr {c.peak_lr():.2g}: {t.warmup_steps} warmup steps, cosine to {c.peak_lr() * c.train.min_lr_ratio:.2g} "
+        f"| validate every {t.eval_every} steps, stop after {c.train.patience} without improvement",
+        f"run folder {t.run.path}" + (f" (resumed at step {t.state.step})" if t.state.step else ""),
+    ]
+    return "\n".join(lines)

@@ -48,12 +48,13 @@ from transformers import GenerationConfig
 
 from minisumm import __version__, methods
 from minisumm.config import DecodeConfig, RunConfig
-from minisumm.errors import ArgumentParser, MinisummError, run_cli, writing
+from minisumm.errors import MinisummError, run_cli, writing
+from minisumm.tools.flags import FlagParser
 from minisumm.model import load_checkpoint, load_model_and_tokenizer
 from minisumm.tools import folder_lock
 from minisumm.tools.console import library_bars
 from minisumm.tools.atomic import check_writable, staged_folder, write_file, write_json, write_text
-from minisumm.tools.checkpoint import read_config, resolve
+from minisumm.tools.checkpoint import CHECKPOINT_NAMES, read_config, resolve, run_of
 from minisumm.tools.loading import TINY_NEWS, TINY_RANDOM
 from minisumm.tools.model_card import Facts, hf_card, peft_card
 from minisumm.tools.peft_format import peft_adapter
@@ -144,7 +145,7 @@ def export_peft(model, tokenizer, facts: Facts, folder: Path, base: PeftBase) ->
 
 def facts_of(model, tokenizer, config: RunConfig, source: Path, out: Path) -> Facts:
     """What the model card states, from the loaded checkpoint and its run folder."""
-    run = source.parent if source.name in ("best", "last", "best.old", "last.old") else source
+    run = run_of(source)
     facts = Facts(run=run.name, config=config, decode=DecodeConfig(), metrics=_read_metrics(run / "eval", source),
                   trainable=sum(p.numel() for p in model.parameters() if p.requires_grad),
                   total=sum(p.numel() for p in model.parameters()),
@@ -183,8 +184,8 @@ def export(checkpoint: str | Path, to: str, out: str | Path, overwrite: bool = F
             if not overwrite:
                 raise MinisummError(f"{out} already exists and is not empty; choose another folder or pass "
                                     f"--overwrite.")
-            run = source.parent if source.name in ("best", "last", "best.old", "last.old") else source
-            checkpoints = [run / name for name in ("best", "last", "best.old", "last.old")]
+            run = run_of(source)
+            checkpoints = [run / name for name in CHECKPOINT_NAMES]
             check_overwrite(out, [run, source, *checkpoints, *run_inputs(read_config(source))],
                             (out / MARKER).is_file(), "an export folder")
         model, tokenizer, config = load_checkpoint(checkpoint)
@@ -206,7 +207,7 @@ def export(checkpoint: str | Path, to: str, out: str | Path, overwrite: bool = F
 
 
 def main(argv=None, prog: str = "python -m minisumm.tools.export") -> int:
-    p = ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    p = FlagParser(prog=prog, description=__doc__.split("\n\n")[0])
     p.add_argument("checkpoint", help="A run folder, or its best/ or last/ folder.")
     p.add_argument("--to", required=True, choices=("hf", "peft"), help="Hugging Face model folder or PEFT adapter.")
     p.add_argument("out", help="Folder to write.")

@@ -19,10 +19,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from minisumm import methods
 from minisumm.config import DecodeConfig, RunConfig
+from minisumm.metrics import ROUGE_NAMES
 from minisumm.tools.loading import TINY_NEWS, TINY_RANDOM
 
-ROUGE_NAMES = {"rouge1": "ROUGE-1", "rouge2": "ROUGE-2", "rougeL": "ROUGE-L", "rougeLsum": "ROUGE-Lsum"}
 
 NO_REPEAT_IN_SUMMARY = '''class NoRepeatInSummary(LogitsProcessor):
     """minisumm's rule: no {n}-gram twice in the summary (copying {n} tokens of the article stays allowed)."""
@@ -47,7 +48,7 @@ class Facts:
 
     @property
     def prefix(self) -> int:
-        return self.config.method.prompt_length if self.config.method.method == "prompt" else 0
+        return methods.prefix_tokens(self.config.method)
 
     @property
     def max_input_tokens(self) -> int:
