@@ -39,7 +39,7 @@ import random
 import re
 import sys
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from minisumm.config import DataConfig
@@ -60,6 +60,10 @@ class Example:
     id: str
     article: str
     summary: str  # sentences joined by "\n", as CNN/DM's highlights
+    facts: dict | None = field(default=None, compare=False, repr=False)  # a generated story's ground truth
+
+
+FACT_KEYS = ("highlights", "article", "distractors")  # minisumm.tiny_news.synthetic_news.Story.facts
 
 
 class Splits(dict):
@@ -300,7 +304,8 @@ def _examples(rows: list[tuple[str, dict]], source: str, fields: tuple[str, str,
             dropped += 1
             continue
         ident = row.get(id_field)
-        examples.append(Example(str(index) if ident in (None, "") else str(ident), article, summary))
+        examples.append(Example(str(index) if ident in (None, "") else str(ident), article, summary,
+                                _facts(row, where, source)))
     if not examples:
         raise MinisummError(f"Every row of {source} has an empty {article_field!r} or {summary_field!r}; "
                             f"there is nothing to train or evaluate on.")
@@ -308,6 +313,22 @@ def _examples(rows: list[tuple[str, dict]], source: str, fields: tuple[str, str,
         warnings.warn(f"{source}: dropped {dropped} of {len(rows)} rows with an empty article or summary.",
                       stacklevel=3)
     return examples
+
+
+def _facts(row: dict, where: str, source: str) -> dict | None:
+    """A generated story's `facts` (lists of strings under FACT_KEYS, one list per highlight), or None."""
+    facts = row.get("facts")
+    if facts is None:
+        return None
+    lists = [facts.get(key) for key in FACT_KEYS] if isinstance(facts, dict) else []
+    nested = lists[0] if lists else None
+    if not (len(lists) == 3 and all(isinstance(x, list) for x in lists) and set(facts) == set(FACT_KEYS)
+            and all(isinstance(h, list) and all(isinstance(f, str) for f in h) for h in nested)
+            and all(isinstance(f, str) for x in lists[1:] for f in x)):
+        raise MinisummError(f"Field 'facts' of {source} {where} is not a generated story's facts (an object with "
+                            f"lists of strings 'highlights' (one list per highlight), 'article' and "
+                            f"'distractors'); remove the field or write it as minisumm.tiny_news does.")
+    return facts
 
 
 def _text(row: dict, field: str, flag: str, where: str, source: str) -> str:

@@ -44,15 +44,15 @@ def quick_news(tmp_path_factory):
 def test_generator_is_deterministic_for_a_seed_and_differs_across_seeds():
     first, again, other = (synthetic_news.stories(seed, 50) for seed in (1, 1, 2))
     assert first == again
-    assert not {a for a, _ in first} & {a for a, _ in other}
+    assert not {s.article for s in first} & {s.article for s in other}
 
 
 def test_stories_vary_in_facts_and_carry_distractors():
     stories = synthetic_news.stories(3, 300)
-    leads = [article.split(". ")[0] for article, _ in stories]
+    leads = [story.article.split(". ")[0] for story in stories]
     assert len(set(leads)) == len(leads)  # no two stories open with the same sentence
     with_distractor = 0
-    for article, highlights in stories:
+    for article, highlights, _ in stories:
         numbers_in_article = set(re.findall(r"\d[\d,]*\d|\d", article))
         numbers_in_summary = set(re.findall(r"\d[\d,]*\d|\d", " ".join(highlights)))
         with_distractor += bool(numbers_in_article - numbers_in_summary - {"1980"})
@@ -61,8 +61,8 @@ def test_stories_vary_in_facts_and_carry_distractors():
 
 
 def test_every_highlight_is_a_rewording_whose_facts_are_in_the_article():
-    for article, highlights in synthetic_news.stories(4, 300):
-        synthetic_news.check(article, highlights)
+    for article, highlights, facts in synthetic_news.stories(4, 300):
+        synthetic_news.check(article, highlights, facts)
         assert all(h not in article for h in highlights)
     with pytest.raises(AssertionError):
         synthetic_news.check("Word " * 100, ["Somebody Else won 12 votes.", "Another line here."])
@@ -79,8 +79,8 @@ def test_pretraining_text_has_no_separator_no_highlight_and_no_shipped_story():
     # the same stories' highlights: none of them appears anywhere in the pretraining text
     stories = synthetic_news.stories(pretrain.CORPUS_SEED + recipe.seed, 800,
                                      exclude={row["article"] for row in shipped_rows()})
-    assert [a for a, _ in stories] == articles
-    assert not any(h in text for _, highlights in stories for h in highlights)
+    assert [s.article for s in stories] == articles
+    assert not any(h in text for s in stories for h in s.highlights)
 
 
 def test_pretraining_learns_the_articles(quick_news):

@@ -25,8 +25,8 @@ SHARES = {"train": 320, "validation": 40, "test": 40}
 
 def main(out_dir: Path = Path(__file__).parent) -> None:
     """Write train.jsonl, validation.jsonl and test.jsonl into `out_dir`."""
-    rows = [{"id": f"sample-{i:04d}", "article": article, "highlights": "\n".join(highlights)}
-            for i, (article, highlights) in enumerate(stories(SEED, sum(SHARES.values())))]
+    rows = [{"id": f"sample-{i:04d}", "article": story.article, "highlights": "\n".join(story.highlights),
+             "facts": story.facts} for i, story in enumerate(stories(SEED, sum(SHARES.values())))]
     start = 0
     for split, count in SHARES.items():
         with open(out_dir / f"{split}.jsonl", "w", encoding="utf-8", newline="\n") as out:

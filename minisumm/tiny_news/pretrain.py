@@ -114,7 +114,7 @@ def corpus(recipe: Recipe) -> list[str]:
 
     shipped = {json.loads(line)["article"] for split in ("train", "validation", "test")
                for line in (SAMPLE_DIR / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()}
-    articles = [article for article, _ in
+    articles = [story.article for story in
                 synthetic_news.stories(CORPUS_SEED + recipe.seed, recipe.stories, exclude=shipped)]
     if any(SEPARATOR.strip() in article for article in articles):  # cannot happen with these templates
         raise AssertionError("a pretraining article contains the summary separator")

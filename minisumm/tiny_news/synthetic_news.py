@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import random
 import re
+import string
+from typing import NamedTuple
 
 MIN_WORDS, MAX_WORDS = 80, 200  # the length aimed at; a story's own sentences can take it a little past 200
 MAX_FILLER = 4  # generic sentences per story, more only to reach MIN_WORDS: no story is mostly filler
@@ -525,19 +527,43 @@ CATEGORIES = [weather, sports, science, business, council, transport, community,
               election, court]
 
 
-def story(r: random.Random) -> tuple[str, list[str]]:
-    """One (article, highlights) pair: the lead first, then its first supporting sentence, then everything
-    else (supporting facts, distractors, background, filler) in a shuffled order."""
+class Story(NamedTuple):
+    """A generated story: its article, its highlights (one sentence each) and the facts it carries.
+
+    `facts` is the generator's ground truth, for fact-level scoring (`minisumm.tiny_news.facts`):
+    - `highlights`: for each highlight, the facts it states (names, places, numbers, dates), as written;
+    - `article`: every fact of the story that the article states (the highlights' among them);
+    - `distractors`: the facts of the distractor sentences (another town's rainfall, the other match's
+      score): true of the article, wrong in its summary.
+    """
+    article: str
+    highlights: list[str]
+    facts: dict
+
+
+def story(r: random.Random, restate: bool = False) -> Story:
+    """One story: the lead first, then its first supporting sentence, then everything else (supporting
+    facts, distractors, background, filler) in a shuffled order.
+
+    `restate=True` (the pretraining text only) says the lead's facts a second time later in the article, in
+    another of the lead's wordings, as news copy often does; `restate=False` draws exactly what it drew
+    before the option existed, so the shipped sample never changes.
+    """
     facts, lead, core, distract, background, highlights = r.choice(CATEGORIES)(Pools(r))
-    article = [r.choice(lead).format(**facts)]
+    lead_template = r.choice(lead)
+    article = [lead_template.format(**facts)]
     body = [t.format(**facts) for t in core]
     article += body[:1]
-    rest = body[1:] + [t.format(**facts) for t in r.sample(distract, min(len(distract), r.randint(1, 2)))]
-    rest += [t.format(**facts) for t in r.sample(background, r.randint(1, len(background)))]
+    distract_templates = r.sample(distract, min(len(distract), r.randint(1, 2)))
+    background_templates = r.sample(background, r.randint(1, len(background)))
+    rest = body[1:] + [t.format(**facts) for t in distract_templates]
+    rest += [t.format(**facts) for t in background_templates]
     text = " ".join(article + rest)
     main_person = next((facts[key] for key in PEOPLE if facts.get(key) and facts[key] in text), None)
     if main_person is not None:
         rest += [t.format(surname=main_person.split(" ")[-1]) for t in r.sample(SECOND_REFERENCE, r.randint(1, 2))]
+    if restate:
+        rest.append(r.choice(lead).format(**facts))
     r.shuffle(rest)
     article += rest
     place = facts["town"] if "town" in facts else facts["home"].split(" ")[0]
@@ -555,20 +581,51 @@ def story(r: random.Random) -> tuple[str, list[str]]:
         article[0] = f"{place.upper()} (Minisumm News) -- {article[0]}"
     keep = r.randint(max(2, len(highlights) - 1), len(highlights))  # the last highlights are the least important
     summary = [_capitalise(t.format(**facts)) for t in highlights[:keep]]
-    return " ".join(article), summary
+    text = " ".join(article)
+    main_keys = {key for t in [lead_template, *core, *background_templates, *highlights] for key in _keys(t)}
+    distract_keys = {key for t in distract_templates for key in _keys(t)} - main_keys
+    stated = _unique(v for key in sorted(main_keys | {"town"} & facts.keys()) for v in fact_values(facts[key])
+                     if v in text)
+    ground_truth = {  # a value that is both (the other match's 2 goals, this one's 2 conceded) is no distractor
+        "highlights": [_unique(v for key in _keys(t) for v in fact_values(facts[key])) for t in highlights[:keep]],
+        "article": stated,
+        "distractors": _unique(v for key in sorted(distract_keys) for v in fact_values(facts[key])
+                               if v in text and v not in stated),
+    }
+    return Story(text, summary, ground_truth)
 
 
-def stories(seed: int, n: int, exclude: set[str] = frozenset()) -> list[tuple[str, list[str]]]:
+def fact_values(value) -> list[str]:
+    """The facts a filled-in value states: a number, a name or a date (without a leading "the"), or the
+    numbers inside a phrase ("visit 48% more flowers" states 48; "a new library" states none)."""
+    if isinstance(value, int):
+        return [str(value)]
+    name = value[4:] if value.startswith("the ") else value
+    if name[:1].isupper() or re.fullmatch(r"\d[\d,]*", name):
+        return [name]
+    return re.findall(r"\d[\d,]*\d|\d", value)
+
+
+def _keys(template: str) -> list[str]:
+    """The fields of a template, in order: "{town} on {day}" -> ["town", "day"]."""
+    return [name for _, name, _, _ in string.Formatter().parse(template) if name]
+
+
+def _unique(values) -> list[str]:
+    return list(dict.fromkeys(values))
+
+
+def stories(seed: int, n: int, exclude: set[str] = frozenset(), restate: bool = False) -> list[Story]:
     """`n` distinct stories from `seed`, none of whose articles is in `exclude`; checked as they are made."""
     r = random.Random(seed)
     out, seen = [], set(exclude)
     while len(out) < n:
-        article, highlights = story(r)
-        if article in seen:
+        generated = story(r, restate)
+        if generated.article in seen:
             continue
-        seen.add(article)
-        check(article, highlights)
-        out.append((article, highlights))
+        seen.add(generated.article)
+        check(generated.article, generated.highlights, generated.facts)
+        out.append(generated)
     return out
 
 
@@ -576,14 +633,20 @@ def _capitalise(sentence: str) -> str:
     return sentence[0].upper() + sentence[1:]
 
 
-def check(article: str, highlights: list[str]) -> None:
+def check(article: str, highlights: list[str], facts: dict | None = None) -> None:
     """Every number and every capitalised word (but a highlight's first) of the highlights is in the article,
-    and no highlight is in it word for word: a highlight is a rewording, never a copied sentence."""
+    and no highlight is in it word for word: a highlight is a rewording, never a copied sentence. With the
+    story's `facts`: every fact of a highlight is a fact of the article, and no distractor is one."""
     words = len(article.split())
-    assert MIN_WORDS <= words <= MAX_WORDS + 40, (words, article)
+    assert MIN_WORDS <= words <= MAX_WORDS + 60, (words, article)
     assert 2 <= len(highlights) <= 4, highlights
     for sentence in highlights:
         assert sentence not in article, (sentence, article)
         for match in re.finditer(r"\d[\d,.]*|\b[A-Z][\w'’]+", sentence):
             if match.start() > 0 or match.group()[0].isdigit():
                 assert match.group().rstrip(".,") in article, (match.group(), sentence, article)
+    if facts is not None:
+        assert len(facts["highlights"]) == len(highlights), facts
+        for sentence, stated in zip(highlights, facts["highlights"]):
+            assert stated and all(fact in sentence and fact in facts["article"] for fact in stated), (sentence, facts)
+        assert not set(facts["distractors"]) & set(facts["article"]), facts
