@@ -146,6 +146,8 @@ def write_test_file(config: RunConfig, path: Path) -> int:
     for example in examples:
         row = {"id": example.id, "article": example.article, "highlights": example.summary}
         row.update({name: getattr(example, attribute) for name, attribute in fields.items()})
+        if example.facts is not None:  # a generated story's facts: evaluate.py scores fact recall with them
+            row["facts"] = example.facts
         rows.append(json.dumps(row) + "\n")
     path.write_text("".join(rows))
     return len(rows)

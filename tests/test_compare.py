@@ -121,16 +121,16 @@ def test_missing_numbers_are_dashes(runs):
     assert cell(baseline, "ROUGE-Lsum") == "36.6 [35.7, 37.5]"
 
 
-def test_stray_paths_are_skipped_with_one_line_each(runs, capsys):
+def test_stray_folders_are_skipped_with_one_line_each_and_plain_files_silently(runs, capsys):
     checkpoint = runs / "lora-1" / "best"  # holds a config.json too, but it is not a run folder
     checkpoint.mkdir()
     (checkpoint / "config.json").write_text("{}")
-    argv = [runs / "notes.txt", runs / "lora-1", runs / "missing", checkpoint]
+    (runs / "commands.sh").write_text("#!/bin/sh\n")  # what run_all.py writes beside its runs
+    argv = [runs / "notes.txt", runs / "commands.sh", runs / "lora-1", runs / "missing", checkpoint]
     assert run_cli(compare.main, [str(p) for p in argv]) == 0
     captured = capsys.readouterr()
     notes = [line for line in captured.err.splitlines() if line.startswith("note: skipped")]
-    assert notes == [f"note: skipped {runs / 'notes.txt'}: not a folder",
-                     f"note: skipped {runs / 'missing'}: does not exist",
+    assert notes == [f"note: skipped {runs / 'missing'}: does not exist",
                      f"note: skipped {checkpoint}: not a run folder (no summary.json, metrics.jsonl or "
                      f"eval/metrics.json)"]
     assert [row[0] for row in report_rows(runs)] == ["lora-1"]
@@ -194,7 +194,8 @@ def test_csv_beside_the_report_has_every_column_as_plain_numbers(runs):
                     "Wall time": ["wall_time_s"], "Tokens/s": ["tokens_per_s"], "Peak memory": ["peak_memory_mb"],
                     "Best val loss": ["best_val_loss"], "Test loss": ["test_loss"], "Test examples": ["test_examples"],
                     **{title: [f"{key}_{part}" for part in ("mid", "low", "high")]
-                       for key, title in compare.ROUGE_COLUMNS}}
+                       for key, title in compare.ROUGE_COLUMNS},
+                    **{title: [key] for key, title in compare.FACT_COLUMNS}}
     assert set(counterparts) == set(compare.HEADER)
     assert all(name in rows["lora-1"] for names in counterparts.values() for name in names)
     lora = rows["lora-1"]
@@ -262,7 +263,7 @@ def test_pngs_are_written_and_valid(runs, with_plots, capsys):
         assert f"]({name})" in (runs / "comparison.md").read_text()
     # a rerun over runs/* meets its own report and plots, and says nothing about them
     compare.main([str(p) for p in runs.iterdir()])
-    assert capsys.readouterr().err.count("note: skipped") == 2  # notes.txt, once per call
+    assert "note: skipped" not in capsys.readouterr().err  # notes.txt is a plain file: passed over silently
 
 
 def test_without_matplotlib_plots_are_skipped_with_a_hint(runs, with_plots, capsys, monkeypatch):
@@ -342,3 +343,25 @@ def test_out_folder_gets_the_report_and_plots_inside_and_read_only_out_is_one_li
     err = capsys.readouterr().err
     assert err.startswith("error: --out ") and err.count("\n") == 1
     assert not list(read_only_dir.iterdir())
+
+
+def test_fact_scores_are_shown_as_percentages_and_kept_as_shares_in_the_csv(tmp_path):
+    run = tmp_path / "runs" / "lora-2"
+    write_run(run, "lora", 16_384, 1_137_408, evaluated=False)
+    write_eval(run, {"loss": 2.0, "examples": 40, "rouge": rouge(60.0, 40.0, 55.0, 58.0),
+                     "facts": {"copy_precision": 0.9876, "mentions": 300, "fact_recall": 0.7149,
+                               "invented_facts": 0.0312, "reference_facts": 213, "prediction_facts": 250}})
+    compare.main([str(run), "--out", str(tmp_path / "report.md")])
+    (row,) = table_rows((tmp_path / "report.md").read_text())
+    assert [cell(row, title) for _, title in compare.FACT_COLUMNS] == ["99%", "71%", "3%"]
+    with open(tmp_path / "report.csv", newline="") as file:
+        (values,) = csv.DictReader(file)
+    assert [float(values[key]) for key, _ in compare.FACT_COLUMNS] == [0.9876, 0.7149, 0.0312]
+
+
+def test_fact_scores_that_are_not_numbers_skip_the_folder_with_a_note(tmp_path, capsys):
+    run = tmp_path / "lora-3"
+    write_run(run, "lora", 16_384, 1_137_408, evaluated=False)
+    write_eval(run, {"examples": 40, "rouge": rouge(60.0, 40.0, 55.0, 58.0), "facts": {"fact_recall": "high"}})
+    assert run_cli(compare.main, [str(run), "--out", str(tmp_path / "r.md")]) == 2
+    assert "eval/metrics.json facts has fact_recall = 'high', not a number" in capsys.readouterr().err

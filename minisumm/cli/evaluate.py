@@ -40,6 +40,8 @@ from minisumm.loss import evaluation_loss
 from minisumm.model import build, load_checkpoint
 from minisumm.speedups import label_loss
 from minisumm.metrics import BASELINES, ROUGE_TYPES, lead3, rouge_scores
+from minisumm.facts import copy_precision
+from minisumm.tiny_news.facts import fact_scores
 
 
 # How to read a source (train.py's flags of the same names); the split's size and the layout stay the run's.
@@ -131,8 +133,19 @@ def _evaluate(args, decode: DecodeConfig) -> tuple[dict, list, list[str]]:
     results["decode_time_s"] = time.perf_counter() - started
     scores = rouge_scores(predictions, [e.summary for e in examples], seed=args.seed)
     results["rouge"] = {key: {k: scores[key][k] for k in ("mean", "mid", "low", "high")} for key in ROUGE_TYPES}
+    results["facts"] = fact_results(predictions, examples)
     results["decoding"] = dataclasses.asdict(decode)
     return results, examples, predictions
+
+
+def fact_results(predictions: list[str], examples: list[data.Example]) -> dict:
+    """Copy precision on any data; fact recall and invented facts too when every example is a generated story
+    that carries its facts (the `sample` data, or stories written by `minisumm.tiny_news.synthetic_news`)."""
+    articles = [e.article for e in examples]
+    results = copy_precision(predictions, articles)
+    if all(e.facts is not None for e in examples):
+        results |= fact_scores(predictions, articles, [e.facts for e in examples])
+    return results
 
 
 def _progress_bar(args, desc: str, unit: str, total: int, iterable=None):
@@ -234,6 +247,16 @@ def table(results: dict) -> str:
         r = results["rouge"][key]
         interval = f"  [{r['low']:.2f}, {r['high']:.2f}]" if r["low"] is not None else ""
         rows.append(f"{key:<12}{r['mid']:.2f}{interval}")
+    facts = results["facts"]
+    if facts["copy_precision"] is not None:
+        rows.append(f"{'copied':<12}{100 * facts['copy_precision']:.1f}% of {facts['mentions']:,} names and numbers "
+                    f"occur in their article (copy precision)")
+    if facts.get("fact_recall") is not None:
+        rows.append(f"{'facts':<12}{100 * facts['fact_recall']:.1f}% of {facts['reference_facts']:,} reference "
+                    f"facts stated (fact recall)")
+    if facts.get("invented_facts") is not None:
+        rows.append(f"{'invented':<12}{100 * facts['invented_facts']:.1f}% of {facts['prediction_facts']:,} "
+                    f"predicted facts are not in the article")
     if "loss" in results:  # a model was decoded (lead-3 takes no time worth a row)
         rate = results["examples"] / max(results["decode_time_s"], 1e-9)
         rows.append(f"{'decoding':<12}{results['decode_time_s']:.1f} s ({rate:.1f} summaries/s)")

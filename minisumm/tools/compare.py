@@ -8,7 +8,8 @@ Each argument is a folder:
 - an unfinished run (config.json and metrics.jsonl but no summary.json: interrupted, or still training):
   what metrics.jsonl tells;
 - a baseline (evaluate.py --baseline): only `eval/metrics.json`; the training columns show "—".
-Anything else (a stray file, an empty folder, unreadable JSON) is skipped with a one-line note.
+A plain file is skipped without a word (`runs/*` also matches the files that run_all.py writes beside the
+runs); anything else (a missing path, an empty folder, unreadable JSON) is skipped with a one-line note.
 
 Rows: baselines first, then runs from the fewest trainable parameters to the most, which for the four
 methods is prompt → LoRA → last layers → full. ROUGE columns are F-measures × 100 as evaluate.py stores
@@ -81,6 +82,10 @@ def read_entry(path: str | Path) -> Entry:
             _check_fields(name, data, numbers)
     if evaluation is not None:
         _check_rouge(evaluation.get("rouge"))
+        facts = evaluation.get("facts")
+        if facts is not None and not isinstance(facts, dict):
+            raise MinisummError(f"eval/metrics.json has facts = {facts!r}, not an object of scores")
+        _check_fields("eval/metrics.json facts", facts or {}, tuple(key for key, _ in FACT_COLUMNS))
     curve = _log_records(path / "metrics.jsonl", "eval", "val_loss")
     train_curve = _log_records(path / "metrics.jsonl", "train", "loss")
     if summary is not None:
@@ -94,9 +99,12 @@ def read_entry(path: str | Path) -> Entry:
 
 
 def read_entries(paths) -> tuple[list[Entry], list[str]]:
-    """Rows for the folders among `paths` (baselines first, then by trainable parameters) and skip notes."""
+    """Rows for the folders among `paths` (baselines first, then by trainable parameters) and skip notes;
+    plain files are passed over silently."""
     entries, notes = [], []
     for path in paths:
+        if os.path.isfile(path):  # a glob such as runs/tiny/* also matches run_all's test.jsonl, commands.sh
+            continue
         try:
             entries.append(read_entry(path))
         except MinisummError as why:
@@ -231,11 +239,19 @@ def row_values(entry: Entry) -> dict:
         score = ev.get("rouge", {}).get(key) or {}
         values |= {f"{key}_mid": score.get("mid", score.get("mean")), f"{key}_low": score.get("low"),
                    f"{key}_high": score.get("high")}
+    facts = ev.get("facts") or {}
+    values |= {key: facts.get(key) for key, _ in FACT_COLUMNS}
     return values
 
 
+# eval/metrics.json's "facts" (shares in [0, 1]; minisumm.facts, minisumm.tiny_news.facts) and their titles
+FACT_COLUMNS = (("copy_precision", "Copy precision"), ("fact_recall", "Fact recall"),
+                ("invented_facts", "Invented facts"))
+
+
 HEADER = ("Run", "Method", "Trainable params", "Checkpoint", "Steps (epochs)", "Wall time", "Tokens/s",
-          "Peak memory", "Best val loss", "Test loss", "Test examples", *(title for _, title in ROUGE_COLUMNS))
+          "Peak memory", "Best val loss", "Test loss", "Test examples", *(title for _, title in ROUGE_COLUMNS),
+          *(title for _, title in FACT_COLUMNS))
 
 
 def table_row(entry: Entry) -> list[str]:
@@ -254,6 +270,7 @@ def table_row(entry: Entry) -> list[str]:
         _number(v["test_loss"], lambda x: f"{x:.3f}"),
         _number(v["test_examples"], lambda n: f"{n:,}"),
         *(_number(rouge.get(key), format_interval) for key, _ in ROUGE_COLUMNS),
+        *(_number(v[key], lambda share: f"{100 * share:.0f}%") for key, _ in FACT_COLUMNS),
     ]
 
 
@@ -300,7 +317,10 @@ LEGEND = (
     "ROUGE: F-measure × 100 on the test examples evaluated, bootstrap median [95% interval] (rouge-score, "
     "stemmed; ROUGE-Lsum is the summary-level ROUGE-L that CNN/DailyMail papers report). Test loss: mean "
     "cross-entropy per summary token. Wall time: the whole training run, validations included. Checkpoint: "
-    "the best/ folder. —: not applicable or not evaluated.")
+    "the best/ folder. Copy precision: the share of the predictions' names and numbers that occur in their "
+    "own article (any data). Fact recall: the share of the reference highlights' facts stated, in a sentence "
+    "mixing in no wrong fact; invented facts: the share of the predictions' facts that their article does "
+    "not contain (generated stories only, whose facts are known). —: not applicable or not evaluated.")
 PEAK_MEMORY = {kind: means[1:] for kind, means in PEAK_MEMORY_MEANS.items()}  # (axis label, footnote)
 
 
