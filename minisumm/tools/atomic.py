@@ -23,8 +23,18 @@ from typing import Callable
 from minisumm.errors import MinisummError
 
 
+def umask() -> int:
+    """The process's file-creation mask (0o022 on most systems), read without changing it for long."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_file(path: Path, write: Callable[[Path], None]) -> None:
-    """Call `write(temporary)` to fill a temporary file beside `path`, flush it to disk, rename it over `path`."""
+    """Call `write(temporary)` to fill a temporary file beside `path`, flush it to disk, rename it over `path`.
+
+    The file gets the permissions any other tool's new file gets (0o666 less the umask: `-rw-r--r--` under
+    the usual 022), not the owner-only 0o600 of `mkstemp`'s temporary file."""
     path = Path(path)
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(handle)
@@ -32,6 +42,7 @@ def write_file(path: Path, write: Callable[[Path], None]) -> None:
         write(Path(tmp))
         with open(tmp, "rb+") as stream:
             os.fsync(stream.fileno())
+        os.chmod(tmp, 0o666 & ~umask())  # after writing: a writer such as safetensors may replace the file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -58,6 +69,9 @@ def staged_folder(folder: Path):
     staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.tmp-"))
     try:
         yield staging
+        mask = umask()  # as mkdir and open would make them, not mkdtemp's (or safetensors') owner-only modes
+        for path in [staging, *staging.rglob("*")]:
+            os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~mask)
         swap_in(staging, folder)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
