@@ -146,8 +146,9 @@ def load_hub(name: str, random_init: bool):
     except Exception as error:  # hub errors come as OSError, HTTP and connection errors of several libraries
         raise MinisummError(
             f"Model {name!r} could not be downloaded from the Hugging Face hub and is not in the local cache "
-            f"({first_line(error)}); offline, use a local save_pretrained folder (--model PATH), "
-            f"--model tiny-news, or HF_HUB_OFFLINE=1 with a cache that already holds {name!r}.") from None
+            f"({first_line(error)}); offline, run the miniature with --model tiny-news --data sample, or use "
+            f"a local save_pretrained folder (--model PATH), or HF_HUB_OFFLINE=1 with a cache that already "
+            f"holds {name!r}.") from None
 
 
 def check_gpt2(config, name: str) -> None:
