@@ -14,7 +14,8 @@ prepended later by the model, but their positions are counted here):
   the article. Separately, they are always `tokenizer(separator)`: the same cue in every example and at
   decoding time.
 - Exactly one EOS is labelled, so the model learns to stop. GPT-2 pads with EOS too, so `collate` marks
-  padding -100 by position, never by token id.
+  padding -100 by position, never by token id. User text is tokenised as text: the characters
+  `<|endoftext|>` in an article or summary become ordinary tokens, never a second EOS.
 - Text is cut by characters (10 per token of the budget) before tokenising, so a 100,000-word article
   costs no more than a short one: GPT-2 tokens average about 4 characters of English.
 
@@ -39,8 +40,9 @@ TOKENIZE_CHUNK = 1000  # texts per tokenizer call: batched calls let the Rust to
 
 
 def _ids(tokenizer, texts: list[str]) -> list[list[int]]:
-    # verbose=False: articles are longer than 1,024 tokens before they are cut, which is not worth a warning
-    return tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
+    # verbose=False: articles are longer than 1,024 tokens before they are cut, which is not worth a warning;
+    # split_special_tokens: "<|endoftext|>" written in the text is text, not the EOS token
+    return tokenizer(texts, add_special_tokens=False, split_special_tokens=True, verbose=False)["input_ids"]
 
 
 def _layout(article_ids: list[int], separator_ids: list[int], summary_ids: list[int], eos_id: int,

@@ -15,7 +15,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
-from minisumm.errors import MinisummError
+from minisumm.errors import MinisummError, excerpt
 
 METHODS = ("prompt", "lora", "last-layers", "full")
 
@@ -115,7 +115,7 @@ class DataConfig:
             parts = ()
         if len(parts) != 3 or any(p < 0 for p in parts) or not 0.999 <= sum(parts) <= 1.001:
             raise MinisummError(f"--split-ratios must be three non-negative numbers that add up to 1, "
-                                f"like 0.8,0.1,0.1; got {self.split_ratios!r}.")
+                                f"like 0.8,0.1,0.1; got {excerpt(self.split_ratios)}.")
         return parts
 
 
@@ -229,7 +229,7 @@ class RunConfig:
             for name, value in values.items():
                 if not _has_type(value, str(known[name].type)):
                     expected = TYPE_WORDS[str(known[name].type)]
-                    raise MinisummError(f"{source}: {section.name}.{name} should be {expected}; got {value!r}.")
+                    raise MinisummError(f"{source}: {section.name}.{name} should be {expected}; got {excerpt(value)}.")
             parts[section.name] = section_cls(**values)
         return cls(**parts)
 
@@ -237,7 +237,7 @@ class RunConfig:
         """Reject invalid values before any work is done, naming the allowed range."""
         m, d, t = self.method, self.data, self.train
         if m.method not in METHODS:
-            raise MinisummError(f"Unknown method {m.method!r}; choose one of {', '.join(METHODS)}.")
+            raise MinisummError(f"Unknown method {excerpt(m.method)}; choose one of {', '.join(METHODS)}.")
         _check(self.model.dropout is None or 0 <= self.model.dropout < 1,
                f"--dropout must be in [0, 1); got {self.model.dropout}.")
         _check(m.prompt_length >= 1, f"--prompt-length must be at least 1; got {m.prompt_length}.")
@@ -249,7 +249,7 @@ class RunConfig:
         _check(bool(qkv) and set(qkv) <= set("qkv") and len(set(qkv)) == len(qkv)
                and set(m.lora_extras()) <= {"proj", "mlp"},
                f"--lora-targets must be letters from q, k, v optionally followed by ',proj' and/or ',mlp' "
-               f"(e.g. 'qkv' or 'qv,proj'); got {m.lora_targets!r}.")
+               f"(e.g. 'qkv' or 'qv,proj'); got {excerpt(m.lora_targets)}.")
         _check(m.last_layers >= 1, f"--last-layers must be at least 1; got {m.last_layers}.")
         _check(d.max_summary_tokens >= 1, f"--max-summary-tokens must be at least 1; got {d.max_summary_tokens}.")
         prefix = m.prompt_length if m.method == "prompt" else 0
@@ -279,9 +279,15 @@ class RunConfig:
                f"--eval-batches must be at least 1; got {t.eval_batches}.")
         _check(t.patience >= 1, f"--patience must be at least 1 (evaluations without improvement); got {t.patience}.")
         _check(t.log_every >= 1, f"--log-every must be at least 1; got {t.log_every}.")
+        check_seed(t.seed)
 
 
 MIN_ARTICLE_TOKENS = 16
+MAX_SEED = 2**32 - 1  # numpy's generators take seeds up to here; torch's and Python's take these too
+
+
+def check_seed(seed: int) -> None:
+    _check(0 <= seed <= MAX_SEED, f"--seed must be a whole number from 0 to {MAX_SEED:,}; got {seed}.")
 REQUIRED_KEYS = {"model": ("model",), "data": ("data",), "method": ("method",)}
 TYPE_WORDS = {"str": "text", "int": "a whole number", "float": "a number", "bool": "true or false",
               "str | None": "text or null", "int | None": "a whole number or null", "float | None": "a number or null"}
@@ -314,7 +320,7 @@ def _size(value: str, flag: str) -> int | None:
     except ValueError:
         size = 0
     if size < 1:
-        raise MinisummError(f"--{flag} must be a positive number of examples or 'all'; got {value!r}.")
+        raise MinisummError(f"--{flag} must be a positive number of examples or 'all'; got {excerpt(value)}.")
     return size
 
 
@@ -376,5 +382,7 @@ class DecodeConfig:
                                  ("--min-new-tokens", self.min_new_tokens, 0),
                                  ("--no-repeat-ngram", self.no_repeat_ngram, 0)):
             _check(value >= low, f"{flag} must be at least {low}; got {value}.")
+        _check(math.isfinite(self.length_penalty),
+               f"--length-penalty must be a finite number (1.0: no preference); got {self.length_penalty}.")
         _check(self.min_new_tokens <= self.max_new_tokens,
                f"--min-new-tokens ({self.min_new_tokens}) cannot exceed --max-new-tokens ({self.max_new_tokens}).")

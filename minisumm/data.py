@@ -38,7 +38,6 @@ import os
 import random
 import re
 import sys
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,6 +88,7 @@ def load_splits(data_cfg: DataConfig, seed: int, splits: tuple[str, ...] = SPLIT
             raise MinisummError(f"Give either --data {data_cfg.data} or --train-file/--validation-file/"
                                 f"--test-file, not both.")
         files = {s: getattr(data_cfg, f"{s}_file") for s in splits if getattr(data_cfg, f"{s}_file")}
+        _check_distinct_files(data_cfg)
         loaded = {s: load_file(file, data_cfg) for s, file in files.items()}
         where = {s: Path(file).name for s, file in files.items()}
         hint = "pass --{split}-file FILE with its examples"
@@ -226,6 +226,17 @@ def _split_rows(dataset, name: str, split: str, spec: str) -> list[tuple[str, in
     return chosen
 
 
+def _check_distinct_files(data_cfg: DataConfig) -> None:
+    """Refuse one file given for two splits, as `_check_disjoint` refuses hub splits that share rows."""
+    named = [(split, Path(getattr(data_cfg, f"{split}_file")).expanduser()) for split in SPLITS
+             if getattr(data_cfg, f"{split}_file")]
+    for (first, one), (second, other) in itertools.combinations(named, 2):
+        if one.exists() and other.exists() and os.path.samefile(one, other):
+            raise MinisummError(f"--{first}-file and --{second}-file name the same file ({other}): validating or "
+                                f"testing on training rows measures memory, not skill; give each split its own "
+                                f"file, or one file with --data FILE and --split-ratios.")
+
+
 def _check_disjoint(rows: dict[str, list[tuple[str, int]]], name: str, data_cfg: DataConfig) -> None:
     """Refuse splits that share rows: validating or testing on training rows measures memory, not skill."""
     for first, second in itertools.combinations(rows, 2):
@@ -310,8 +321,8 @@ def _examples(rows: list[tuple[str, dict]], source: str, fields: tuple[str, str,
         raise MinisummError(f"Every row of {source} has an empty {article_field!r} or {summary_field!r}; "
                             f"there is nothing to train or evaluate on.")
     if dropped:
-        warnings.warn(f"{source}: dropped {dropped} of {len(rows)} rows with an empty article or summary.",
-                      stacklevel=3)
+        print(f"warning: {source}: dropped {dropped} of {len(rows)} rows with an empty article or summary.",
+              file=sys.stderr)
     return examples
 
 

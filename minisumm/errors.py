@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import re
+import reprlib
 import signal
 import sys
 
@@ -53,6 +54,17 @@ def first_line(error: Exception) -> str:
     """The first line of an exception's message (libraries' messages can run to pages), at most 200 characters."""
     text = str(error).strip().splitlines()
     return text[0][:200] if text else type(error).__name__
+
+
+_SHORT = reprlib.Repr()  # keyword arguments need Python 3.12
+_SHORT.maxlevel, _SHORT.maxdict, _SHORT.maxlist, _SHORT.maxstring, _SHORT.maxlong, _SHORT.maxother = 3, 4, 4, 60, 60, 60
+
+
+def excerpt(value, limit: int = 80) -> str:
+    """`repr(value)`, at most `limit` characters and never expanded in full: a message shows a bad value
+    from a file without printing megabytes of it (a YAML alias bomb expands to billions of items)."""
+    text = _SHORT.repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _io_message(text: str) -> str:

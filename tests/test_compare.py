@@ -316,7 +316,7 @@ def test_run_all_rejects_bad_flags_before_running_anything(tmp_path, capsys, arg
     ("eval/metrics.json", {"rouge": 5}, "rouge = 5, not an object of scores"),
     ("eval/metrics.json", {"rouge": {"rouge1": {"mid": "high"}}}, "rouge.rouge1"),
     ("eval/metrics.json", {"loss": "low"}, "loss = 'low', not a number"),
-    ("summary.json", {"method": "lora", "steps": "many"}, "steps = 'many', not a number"),
+    ("summary.json", {"method": "lora", "steps": "many"}, "steps = 'many', not a whole number"),
 ], ids=["rouge-number", "rouge-text", "loss-text", "steps-text"])
 def test_malformed_files_are_a_note_and_a_skip(runs, capsys, file, content, why):
     bad = runs / "bad"

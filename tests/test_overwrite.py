@@ -62,7 +62,7 @@ def test_a_run_folder_with_the_users_own_files_in_it_is_not_replaced(tmp_path, c
     fake_run(run)
     (run / "notes.txt").write_text("my notes")
     before = snapshot(run)
-    assert "holds other files" in refused(capsys, [*SMALL, "--out", str(run), "--overwrite"])
+    assert "holds notes.txt, which minisumm did not write" in refused(capsys, [*SMALL, "--out", str(run), "--overwrite"])
     assert snapshot(run) == before
 
 
@@ -98,7 +98,7 @@ def test_export_never_overwrites_the_run_it_exports_or_a_foreign_folder(tmp_path
     other = tmp_path / "other"
     other.mkdir()
     (other / "notes.txt").write_text("my notes")
-    assert "holds other files" in refused(capsys, [str(run), "--to", "hf", str(other), "--overwrite"], export_main)
+    assert "has no minisumm_export.json" in refused(capsys, [str(run), "--to", "hf", str(other), "--overwrite"], export_main)
     assert (other / "notes.txt").read_text() == "my notes"
 
 

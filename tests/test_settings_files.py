@@ -51,9 +51,9 @@ def test_a_malformed_checkpoint_config_is_one_sentence_naming_file_and_key(tmp_p
     (lambda s: {k: v for k, v in s.items() if k != "trainer"}, "trainer is missing"),
     (lambda s: {**s, "trainer": {k: v for k, v in s["trainer"].items() if k != "step"}}, "trainer.step is missing"),
     (lambda s: {**s, "trainer": {**s["trainer"], "step": "2"}}, "trainer.step should be of type int"),
-    (lambda s: {**s, "trainer": {**s["trainer"], "step": -1}}, "trainer.step is negative"),
+    (lambda s: {**s, "trainer": {**s["trainer"], "step": -1}}, "trainer.step should be a whole number 0 or more"),
     (lambda s: {**s, "optimizer": {"param_groups": 3, "scalars": {}}}, "optimizer.param_groups"),
-    (lambda s: {**s, "optimizer": {**s["optimizer"], "param_groups": []}}, "optimizer state"),
+    (lambda s: {**s, "optimizer": {**s["optimizer"], "param_groups": []}}, "optimizer.param_groups should be a list"),
 ], ids=["list", "no-trainer", "no-step", "step-text", "step-negative", "groups-number", "groups-empty"])
 def test_a_malformed_trainer_state_is_one_sentence_and_resume_refuses(tmp_path, change, names):
     trainer, run, _ = trained_run(tmp_path, steps=1)

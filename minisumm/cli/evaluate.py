@@ -10,15 +10,15 @@ token); the soft prompt goes into the prefill. Writes `eval/metrics.json` and `e
 (id, reference, prediction) in the run folder (or `--out`), and prints a short table. The decoding flags
 are `minisumm.config.DecodeConfig`'s, shared with `summarize`. Progress bars (loss, then decoding) go to a
 terminal's stderr only: piped or logged output stays clean. The output folder is checked and locked
-(`minisumm.tools.folder_lock`) before the model loads; if it cannot be written after decoding (a full disk),
-the results go to a temporary folder that the error names.
+(`minisumm.tools.folder_lock`) before the model loads, and a metrics.json or predictions.jsonl there that
+evaluate.py did not write is refused, never overwritten; if it cannot be written after decoding (a full
+disk), the results go to a temporary folder that the error names. Every flag is checked before any work.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 import tempfile
 import time
@@ -27,11 +27,13 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from minisumm import batching, data, methods
-from minisumm.tools import checkpoint, folder_lock
+from minisumm.tools import checkpoint, folder_lock, json_files
 from minisumm.tools.atomic import check_writable, write_json, write_text
 from minisumm.tools.console import library_bars
 from minisumm.tools.data_files import SUPPORTED
-from minisumm.config import DataConfig, DecodeConfig, ModelConfig, RunConfig, add_arguments, section_from_args
+from minisumm.tools.run_folder import EVAL_FILES
+from minisumm.config import (DataConfig, DecodeConfig, ModelConfig, RunConfig, add_arguments, check_seed,
+                             section_from_args)
 from minisumm.device import low_precision_dtype, peak_memory_mb, reset_peak_memory, resolve_device, resolve_precision
 from minisumm.errors import WRITE_ERRORS, MinisummError, run_cli, writing
 from minisumm.tools.flags import FlagParser
@@ -95,6 +97,7 @@ def main(argv=None, prog: str = "evaluate.py") -> int:
     check_writable(out, "--out")  # before hours of decoding, not after
     library_bars(not args.no_progress)  # transformers' and datasets' own bars: a terminal only
     with folder_lock.hold(out, "evaluation folder"):
+        check_replaceable(out)
         results, examples, predictions = _evaluate(args, decode)
         _write(out, results, examples, predictions)
     print(table(results))
@@ -104,11 +107,11 @@ def main(argv=None, prog: str = "evaluate.py") -> int:
 
 def _evaluate(args, decode: DecodeConfig) -> tuple[dict, list, list[str]]:
     """Load, score the loss, decode and compute ROUGE: `(results, examples, predictions)`."""
+    device = resolve_device(args.device)
+    precision = resolve_precision(args.precision, device)
     model, tokenizer, config = _load(args)
     data_cfg = config.data
     examples = _examples(args, data_cfg, config.train.seed)
-    device = resolve_device(args.device)
-    precision = resolve_precision(args.precision, device)
     prefix = methods.prefix_tokens(config.method) if model is not None else 0
     results = {"source": str(args.checkpoint or args.baseline), "data": args.data or data_cfg.data,
                "split": None if _is_file(args.data) else args.split, "examples": len(examples),
@@ -162,7 +165,31 @@ def _check_args(args) -> DecodeConfig:
     for flag, value in (("--batch-size", args.batch_size), ("--limit", 1 if args.limit is None else args.limit)):
         if value < 1:
             raise MinisummError(f"{flag} must be at least 1; got {value}.")
+    check_seed(args.seed)
     return decode_config(args)
+
+
+def check_replaceable(out: Path) -> None:
+    """Refuse, before any work, to replace a metrics.json or predictions.jsonl in `out` that evaluate.py did
+    not write (a run's own file, your notes): it recognises its metrics by their keys and its predictions by
+    their first line."""
+    for name in EVAL_FILES:
+        path = out / name
+        if path.exists() and not _written_by_evaluate(path):
+            raise MinisummError(f"--out {out} holds {name}, which evaluate.py did not write; it would be "
+                                f"overwritten: choose another --out.")
+
+
+def _written_by_evaluate(path: Path) -> bool:
+    try:
+        if path.name == "metrics.json":
+            record = json_files.read(path)
+            return isinstance(record, dict) and {"source", "examples", "rouge", "decoding"} <= record.keys()
+        with open(path, "rb") as stream:
+            first = stream.readline(1 << 20)
+        return not first or set(json_files.parse(json_files.decode(first))) == {"id", "reference", "prediction"}
+    except (OSError, ValueError, TypeError):
+        return False
 
 
 def _out_folder(args) -> Path:
@@ -224,7 +251,7 @@ def _loss(model, tokenizer, examples, data_cfg, prefix, args, device, precision)
 def _write(out: Path, results: dict, examples, predictions) -> None:
     """predictions.jsonl, then metrics.json, each atomically; if `out` fails (a full disk), both go to a new
     temporary folder that the error names, so the decoding is never lost."""
-    lines = "".join(json.dumps({"id": e.id, "reference": e.summary, "prediction": p}) + "\n"
+    lines = "".join(json_files.dumps({"id": e.id, "reference": e.summary, "prediction": p}) + "\n"
                     for e, p in zip(examples, predictions))
     try:
         out.mkdir(parents=True, exist_ok=True)

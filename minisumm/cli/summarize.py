@@ -2,8 +2,11 @@
 
 The text is laid out exactly as in training (article, separator, then the model continues), decoded with
 the same KV-cached decoder and the same decoding flags (`minisumm.config.DecodeConfig`) as evaluate.py, and
-printed one sentence a line. A model can emit any byte, so control characters in the summary (an escape
-sequence, a carriage return, a bell) are printed escaped (`\\x1b`), never sent raw to the terminal.
+printed one sentence a line. At most MAX_INPUT_BYTES (10 MiB) are read, far more than the model sees (the
+article is cut to `max_length` x 10 characters before tokenising); more is refused before the model loads,
+so `- < /dev/zero` ends in one line instead of filling memory. A model can emit any byte, so control
+characters in the summary (an escape sequence, a carriage return, a bell) are printed escaped (`\\x1b`),
+never sent raw to the terminal.
 """
 
 from __future__ import annotations
@@ -27,17 +30,22 @@ from minisumm.metrics import split_sentences
 # What a terminal acts on instead of showing: C0 controls but tab and newline, DEL, C1 controls (0x9b is a
 # one-character escape sequence) and the bidirectional overrides that reorder the text around them.
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+MAX_INPUT_BYTES = 10 * 2**20
 
 
 def read_text(source: str) -> str:
     """The text to summarise, as UTF-8, checked before any model is loaded."""
-    if source == "-":
-        raw, name = sys.stdin.buffer.read(), "Standard input"  # bytes: the terminal's encoding may not be UTF-8
+    if source == "-":  # bytes: the terminal's encoding may not be UTF-8
+        raw, name = sys.stdin.buffer.read(MAX_INPUT_BYTES + 1), "Standard input"
     else:
         path = Path(source)
         if not path.is_file():
             raise MinisummError(f"{source} is not a file; give a text file to summarise, or - to read standard input.")
-        raw, name = path.read_bytes(), source
+        with path.open("rb") as stream:
+            raw, name = stream.read(MAX_INPUT_BYTES + 1), source
+    if len(raw) > MAX_INPUT_BYTES:
+        raise MinisummError(f"{name} holds more than {MAX_INPUT_BYTES // 2**20} MiB, the most summarize reads (the "
+                            f"model sees only the article's first few thousand tokens); give the article alone.")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -70,9 +78,9 @@ def main(argv=None, prog: str = "python -m minisumm.cli.summarize") -> int:
     args = parser(prog).parse_args(argv)
     decode = decode_config(args)
     text = read_text(args.source)
+    device = resolve_device(args.device)
     library_bars(True)  # transformers' "Loading weights" bar on a terminal only
     model, tokenizer, config = load_checkpoint(args.checkpoint)
-    device = resolve_device(args.device)
     model.to(device)
     methods.merge(model)
     dtype = low_precision_dtype(resolve_precision("auto", device))  # bf16 or fp16 on a GPU, None on a CPU

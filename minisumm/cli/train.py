@@ -26,7 +26,7 @@ from pathlib import Path
 from minisumm import config as cfg
 from minisumm.tools import folder_lock, tensorboard
 from minisumm.tools.atomic import check_writable
-from minisumm.tools.config_files import read_settings
+from minisumm.tools.config_files import chosen_settings, read_settings
 from minisumm.errors import Interrupted, MinisummError, run_cli
 from minisumm.tools.flags import FlagParser
 from minisumm.tools.interrupt import raising
@@ -120,25 +120,42 @@ def resume_config(run: Path, given: dict) -> tuple[cfg.RunConfig, dict]:
     return config, overrides
 
 
-def warn_unused(config: cfg.RunConfig, given: dict) -> None:
-    """A warning for each flag given on the command line that the method or data source does not read."""
+def check_last(run: Path, config: cfg.RunConfig) -> None:
+    """RUN's last/ trainer_state.json and RNG state, checked before the model and data load (what depends on
+    them, the step against the schedule and AdamW's state, is checked when last/ is restored)."""
+    from dataclasses import fields
+
+    from minisumm.training import TrainState
+    from minisumm.tools.run_folder import RunFolder
+
+    folder = RunFolder(run, config, is_main=True, resume=True, overwrite=False)
+    if folder.has_checkpoint():
+        folder.read_state({f.name: str(f.type) for f in fields(TrainState)})
+
+
+def warn_unused(config: cfg.RunConfig, given: dict, in_file: set[str] = frozenset(), file: str = "") -> None:
+    """A warning for each flag given on the command line, or setting chosen in the --config `file` (its keys
+    `in_file`), that the method or data source does not read."""
     from minisumm.data import source_kind
+
+    def warn(name: str, why: str) -> None:
+        if name in given:
+            print(f"warning: --{name.replace('_', '-')} does nothing with {why}; it is ignored.", file=sys.stderr)
+        elif name in in_file:
+            print(f"warning: {name} in --config {file} does nothing with {why}; it is ignored.", file=sys.stderr)
 
     method, kind = config.method.method, source_kind(config.data)
     for owner, names in METHOD_FLAGS.items():
         for name in names:
-            if owner != method and name in given:
-                print(f"warning: --{name.replace('_', '-')} does nothing with --method {method} (it sets "
-                      f"{owner}); it is ignored.", file=sys.stderr)
+            if owner != method:
+                warn(name, f"--method {method} (it sets {owner})")
     unused = [(name, "it applies to hub datasets") for name in HUB_FLAGS if kind not in ("hub", "cnn_dailymail")]
     if kind in ("cnn_dailymail", "sample"):
         fields = ("article, highlights and id; for other fields of CNN/DailyMail use --data abisee/cnn_dailymail"
                   if kind == "cnn_dailymail" else "article, highlights and id")
         unused += [(name, f"its fields are {fields}") for name in FIELD_FLAGS]
     for name, why in unused:
-        if name in given:
-            print(f"warning: --{name.replace('_', '-')} does nothing with --data {config.data.data} ({why}); it is "
-                  f"ignored.", file=sys.stderr)
+        warn(name, f"--data {config.data.data} ({why})")
 
 
 def main(argv=None, prog: str = "train.py") -> int:
@@ -156,7 +173,7 @@ def main(argv=None, prog: str = "train.py") -> int:
         config.validate()
         if config.train.tensorboard:
             tensorboard.require()  # before any work, not after the model and data have loaded
-        warn_unused(config, given)
+        warn_unused(config, given, chosen_settings(args.config) if args.config else set(), args.config)
         out = Path(args.out or f"runs/{config.method.method}-{time.strftime('%Y%m%d-%H%M%S')}")
         overrides = {}
     is_main = int(os.environ.get("RANK", "0")) == 0
@@ -167,6 +184,7 @@ def main(argv=None, prog: str = "train.py") -> int:
         with raising(), folder_lock.hold(out) if is_main else contextlib.nullcontext():
             if args.resume:  # read under the lock: another process may be writing the run
                 config, overrides = resume_config(out, given)
+                check_last(out, config)
             run = training.setup(config, out, resume=bool(args.resume), overwrite=args.overwrite,
                                  show_progress=not args.no_progress)
             if overrides:

@@ -50,6 +50,7 @@ from tqdm.auto import tqdm
 from minisumm.tiny_news import synthetic_news
 from minisumm.tools.atomic import check_writable
 from minisumm.tools.atomic import staged_folder
+from minisumm.tools.console import library_bars
 from minisumm.config import DataConfig
 from minisumm.errors import MinisummError, run_cli, writing
 from minisumm.tools.flags import FlagParser
@@ -184,7 +185,8 @@ def pretrain(out: Path, recipe: Recipe = Recipe(), show_progress: bool = True) -
                                        {"params": no_decay, "weight_decay": 0.0}], lr=recipe.lr, betas=(0.9, 0.95))
         first_loss = validation_loss(model, val_ids, recipe.block_size)
         model.train()
-        bar = tqdm(range(recipe.steps), desc="pretrain tiny-news", disable=not show_progress, dynamic_ncols=True)
+        bar = tqdm(range(recipe.steps), desc="pretrain tiny-news", disable=True if not show_progress else None,
+                   dynamic_ncols=True)  # None: drawn only when stderr is a terminal
         for step in bar:
             lr = lr_at(step, peak=recipe.lr, warmup_steps=recipe.warmup_steps, total_steps=recipe.steps,
                        min_lr=recipe.lr * recipe.min_lr_ratio)
@@ -265,6 +267,7 @@ def main(argv=None, prog: str = "python -m minisumm.tiny_news.pretrain") -> int:
     check_writable(out.parent, "--out")
     recipe = Recipe(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Recipe)})
     recipe.check()
+    library_bars(not args.no_progress)  # transformers' "Writing model shards" bar: a terminal only, too
     _, _, report = pretrain(out, recipe, show_progress=not args.no_progress)
     print(f"{TINY_NEWS}: {report['parameters']:,} parameters, validation loss {report['validation_loss_start']:.2f}"
           f" -> {report['validation_loss_end']:.2f} in {report['seconds']:.0f} s; saved in {out}")

@@ -13,7 +13,6 @@ was. `check_writable` refuses a read-only destination before any work is done.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import tempfile
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from minisumm.errors import MinisummError
+from minisumm.tools import json_files
 
 
 def umask() -> int:
@@ -55,8 +55,8 @@ def write_text(path: Path, text: str) -> None:
 
 
 def write_json(path: Path, data: dict) -> None:
-    """Write JSON atomically, indented."""
-    write_text(path, json.dumps(data, indent=2) + "\n")
+    """Write strict JSON atomically, indented (NaN and ±inf as null: `json_files.dumps`)."""
+    write_text(path, json_files.dumps(data, indent=2) + "\n")
 
 
 @contextlib.contextmanager

@@ -13,7 +13,6 @@ moment (or a full disk) leaves the previous checkpoint readable (`minisumm.tools
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from minisumm import __version__
+from minisumm.tools import json_files
 from minisumm.tools.atomic import staged_folder, write_json
 from minisumm.config import RunConfig
 from minisumm.errors import MinisummError
@@ -107,8 +107,8 @@ def read_config(folder: Path) -> RunConfig:
         raise MinisummError(f"{folder} has weights but no {CONFIG}, so the model cannot be rebuilt; copy the run's "
                             f"config.json into it.")
     try:
-        record = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        record = json_files.read(path)
+    except ValueError as error:
         raise MinisummError(f"{path} is not valid JSON ({error}); the checkpoint's config is corrupt.") from None
     if not isinstance(record, dict) or "config" not in record:
         raise MinisummError(f"{path} is not a minisumm checkpoint config (no 'config' section).")
@@ -125,14 +125,21 @@ def read_config(folder: Path) -> RunConfig:
 
 
 def read_tensors(path: Path) -> dict[str, torch.Tensor]:
-    """Load a safetensors file, turning a truncated, corrupt or non-safetensors file into one sentence."""
+    """Load a safetensors file, turning a truncated, corrupt or non-safetensors file, or one holding NaN or
+    infinite values (weights that diverged, or a damaged file), into one sentence."""
     if not Path(path).is_file():
         raise MinisummError(f"{path} is missing; the checkpoint is incomplete.")
     try:
-        return load_file(path)
+        tensors = load_file(path)
     except (SafetensorError, OSError, ValueError) as error:
         raise MinisummError(f"{path} is not a readable safetensors file ({str(error)[:120]}); it is truncated, "
                             f"corrupt, or another format (minisumm never unpickles files).") from None
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise MinisummError(f"{path} holds NaN or infinite values in {name!r}; the training that wrote it "
+                                f"diverged or the file is damaged, so nothing computed from it would mean "
+                                f"anything: use an earlier checkpoint or train again.")
+    return tensors
 
 
 # ---------------------------------------------------------------------------------------------- optimizer

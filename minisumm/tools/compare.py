@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
 import math
 import os
 import sys
@@ -41,7 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from minisumm.tools.atomic import check_writable, write_text
-from minisumm.errors import MinisummError, run_cli, writing
+from minisumm.errors import MinisummError, excerpt, run_cli, writing
+from minisumm.tools import json_files
 from minisumm.tools.flags import FlagParser
 from minisumm.tools.console import PEAK_MEMORY_MEANS, memory_kind
 from minisumm.metrics import BASELINES, ROUGE_NAMES
@@ -117,7 +117,7 @@ def _read_json(path: Path) -> dict | None:
     if not path.is_file():
         return None
     try:
-        data = json.loads(path.read_text())
+        data = json_files.read(path)
     except (OSError, ValueError) as error:
         raise MinisummError(f"{path.name} could not be read ({error})") from None
     if not isinstance(data, dict):
@@ -125,10 +125,12 @@ def _read_json(path: Path) -> dict | None:
     return data
 
 
-# The numbers the table reads from each file; any of them may be absent, but one that is there is a number.
+# The numbers the table and plots read from each file; any of them may be absent (or null), but one that is
+# there is a number of its kind: counts are whole, and nothing here is negative (a log axis needs > 0).
 SUMMARY_NUMBERS = ("trainable_params", "total_params", "trainable_share", "checkpoint_bytes", "steps", "epochs",
                    "wall_time_s", "tokens_per_s", "peak_memory_mb", "best_val_loss")
 EVAL_NUMBERS = ("loss", "examples")
+COUNTS = ("trainable_params", "total_params", "checkpoint_bytes", "steps", "examples")
 
 
 def _is_number(value) -> bool:
@@ -137,11 +139,20 @@ def _is_number(value) -> bool:
 
 def _check_fields(name: str, data: dict, numbers: tuple[str, ...]) -> None:
     for key in numbers:
-        if data.get(key) is not None and not _is_number(data[key]):
-            raise MinisummError(f"{name} has {key} = {data[key]!r}, not a number")
+        value = data.get(key)
+        if value is None:
+            continue
+        if key in COUNTS:
+            ok, kind = _is_number(value) and isinstance(value, int) and value >= 0, "a whole number, 0 or more"
+        elif key == "trainable_share":
+            ok, kind = _is_number(value) and 0 <= value <= 1, "a share from 0 to 1"
+        else:
+            ok, kind = _is_number(value) and value >= 0, "a number, 0 or more"
+        if not ok:
+            raise MinisummError(f"{name} has {key} = {excerpt(value)}, not {kind}")
     for key in ("method", "source"):
         if key in data and not isinstance(data[key], str):
-            raise MinisummError(f"{name} has {key} = {data[key]!r}, not text")
+            raise MinisummError(f"{name} has {key} = {excerpt(data[key])}, not text")
 
 
 def _check_rouge(rouge) -> None:
@@ -151,10 +162,16 @@ def _check_rouge(rouge) -> None:
     if not isinstance(rouge, dict):
         raise MinisummError(f"eval/metrics.json has rouge = {rouge!r}, not an object of scores")
     for key, score in rouge.items():
-        if not isinstance(score, dict) or not _is_number(score.get("mid", score.get("mean"))) or not all(
-                score.get(bound) is None or _is_number(score[bound]) for bound in ("low", "high")):
-            raise MinisummError(f"eval/metrics.json has rouge.{key} = {score!r}, not a score with numbers "
-                                f"mid (or mean), low and high")
+        if not isinstance(score, dict) or not _is_score(score.get("mid", score.get("mean"))) or not all(
+                score.get(bound) is None or _is_score(score[bound]) for bound in ("low", "high")) or (
+                score.get("low") is not None and score.get("high") is not None
+                and not score["low"] <= score.get("mid", score.get("mean")) <= score["high"]):
+            raise MinisummError(f"eval/metrics.json has rouge.{key[:40]} = {excerpt(score)}, not a score "
+                                f"with numbers from 0 to 100, low <= mid (or mean) <= high")
+
+
+def _is_score(value) -> bool:
+    return _is_number(value) and 0 <= value <= 100
 
 
 def _log_records(path: Path, kind: str, value: str) -> list[dict]:
@@ -163,10 +180,10 @@ def _log_records(path: Path, kind: str, value: str) -> list[dict]:
     if not path.is_file():
         return []
     by_step = {}
-    for line in path.read_text().splitlines():
+    for line in path.read_bytes().splitlines():
         try:
-            record = json.loads(line)
-        except ValueError:  # a line cut short by a crash mid-write
+            record = json_files.parse(json_files.decode(line))
+        except ValueError:  # a line cut short by a crash mid-write, or bytes that are no text
             continue
         if (isinstance(record, dict) and record.get("type") == kind and _is_number(record.get("step"))
                 and _is_number(record.get(value)) and _is_number(record.get("epoch", 0))):
@@ -357,6 +374,28 @@ def default_out(paths) -> Path:
     return common / "comparison.md"
 
 
+HEADING = "# minisumm comparison"  # the report's first line
+
+
+def written_by_compare(path: Path, report: Path) -> bool:
+    """Is the existing file `path` one that compare wrote: the report by its first line, the CSV by its
+    header row, a plot by the title compare puts in its metadata (`plots.PNG_TITLE`) or, for plots written
+    before it did, by being a PNG beside a report of ours? Anything else (a run's summary.json, your own
+    notes) is never overwritten."""
+    try:
+        with open(path, "rb") as stream:
+            head = stream.read(65536)
+    except OSError:
+        return False
+    if path.suffix == ".png":
+        from minisumm.tools.plots import PNG_TITLE
+
+        return head.startswith(b"\x89PNG") and (f"Title\0{PNG_TITLE}".encode() in head or (
+            path != report and report.exists() and written_by_compare(report, report)))
+    first = head.split(b"\n", 1)[0].rstrip(b"\r")
+    return first == HEADING.encode() if path == report else first.startswith(b"run,kind,method,")
+
+
 def parser(prog: str = "python -m minisumm.tools.compare") -> argparse.ArgumentParser:
     p = FlagParser(prog=prog, description=__doc__.split("\n")[0])
     p.add_argument("runs", nargs="*", help="Run folders (train.py) and baseline folders (evaluate.py --baseline).")
@@ -378,6 +417,10 @@ def main(argv=None, prog: str = "python -m minisumm.tools.compare") -> int:
     check_writable(out.parent, "--out")  # before any file is written
     table_csv = out.with_suffix(".csv")
     images = {name: out.with_name(f"{out.stem}-{name}.png") for name in ("loss", "rouge", "cost")}
+    for path in (out, table_csv, *images.values()):
+        if path.exists() and not written_by_compare(path, out):
+            raise MinisummError(f"--out {out} would overwrite {path}, which compare did not write; choose "
+                                f"another --out.")
     ours = {os.path.abspath(p) for p in (out, table_csv, *images.values())}  # a rerun on runs/* meets its report
     entries, notes = read_entries(p for p in args.runs if os.path.abspath(p) not in ours)
     for note in notes:
@@ -415,7 +458,7 @@ def main(argv=None, prog: str = "python -m minisumm.tools.compare") -> int:
         write_text(table_csv, csv_text(entries))
         pictures = "".join(f"\n![{caption}]({path.name})\n" for caption, path in written)
         footnote = f"\n{memory_note}\n" if memory_note else ""
-        write_text(out, f"# minisumm comparison\n\n{markdown_table(entries)}\n\n{LEGEND}\n{footnote}"
+        write_text(out, f"{HEADING}\n\n{markdown_table(entries)}\n\n{LEGEND}\n{footnote}"
                         f"\nEvery column as plain numbers: [{table_csv.name}]({table_csv.name}).\n{pictures}")
     for path in [out, table_csv, *(path for _, path in written)]:
         print(f"wrote {path}", file=sys.stderr)

@@ -4,18 +4,21 @@
 where it sits ("line 7", "item 3") so that later messages (a missing field) can point at it. Formats:
 - `.jsonl`: one JSON object a line; blank lines are skipped.
 - `.json`: a list of objects, or an object whose `"data"` key holds that list.
-- `.csv`: a header row naming the fields, then one row per example (quoted cells may span lines).
-All files are read as UTF-8 (a byte-order mark is allowed).
+- `.csv`: a header row naming the fields, then one row per example with one cell per column (quoted cells
+  may span lines). A row with more or fewer cells than the header, or a quote that is never closed, is
+  refused with its line number: such a row is a comma in an unquoted cell or a lost quote, and guessing
+  would merge rows or cut articles into the summary.
+All files are read as UTF-8 (a byte-order mark is allowed); JSON is strict (`minisumm.tools.json_files`).
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 from pathlib import Path
 
 from minisumm.errors import MinisummError
+from minisumm.tools import json_files
 
 SUPPORTED = (".jsonl", ".json", ".csv")
 # csv refuses cells over 131,072 characters by default; one long article can be longer than that.
@@ -75,9 +78,10 @@ def _jsonl_rows(path: Path) -> list[tuple[str, dict]]:
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise MinisummError(f"Data file {path} line {number} is not valid JSON ({error.msg}); each "
+                row = json_files.parse(line)
+            except json_files.JSONProblem as error:
+                why = str(error).split(": ", 1)[-1] if str(error).startswith("line ") else error
+                raise MinisummError(f"Data file {path} line {number} is not valid JSON ({why}); each "
                                     f"line of a .jsonl file must be one JSON object.") from None
             if not isinstance(row, dict):
                 raise MinisummError(f"Data file {path} line {number} is a JSON {type(row).__name__}, not an "
@@ -91,10 +95,10 @@ def _json_rows(path: Path, text: str) -> list[tuple[str, dict]]:
     if not text.strip():
         return []
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise MinisummError(f"Data file {path} is not valid JSON (line {error.lineno}: {error.msg}); fix it "
-                            f"or convert it to .jsonl.") from None
+        data = json_files.parse(text)
+    except json_files.JSONProblem as error:
+        raise MinisummError(f"Data file {path} is not valid JSON ({error}); fix it or convert it to "
+                            f".jsonl.") from None
     if isinstance(data, dict) and "data" in data:
         data = data["data"]
     if not isinstance(data, list):
@@ -110,16 +114,27 @@ def _json_rows(path: Path, text: str) -> list[tuple[str, dict]]:
 
 def _csv_rows(path: Path, text: str) -> list[tuple[str, dict]]:
     csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    rows = []
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)  # strict: a stray quote is an error
+    rows, start = [], 1
     try:
-        _check_header(path, reader.fieldnames or [])
-        for row in reader:
-            row.pop(None, None)  # cells beyond the header's columns
-            rows.append((f"line {reader.line_num}", row))
+        names = next(reader, [])
+        _check_header(path, names)
+        start = reader.line_num + 1
+        for cells in reader:
+            if not cells:  # a blank line
+                start = reader.line_num + 1
+                continue
+            if len(cells) != len(names):
+                raise MinisummError(
+                    f"Data file {path}: the row starting on line {start} has {len(cells)} cells but the header "
+                    f"names {len(names)} columns; put quotes around cells that hold commas (\"like, this\"), "
+                    f"and check that every quote is closed.")
+            rows.append((f"line {start}", dict(zip(names, cells))))
+            start = reader.line_num + 1
     except csv.Error as error:
-        raise MinisummError(f"Data file {path} is not valid CSV near line {reader.line_num} ({error}); "
-                            f"check its quoting.") from None
+        raise MinisummError(f"Data file {path} is not valid CSV in the row starting on line {start} ({error}); "
+                            f"check its quotes: a cell that holds a quote is written \"like \"\"this\"\"\", "
+                            f"in quotes, its quotes doubled.") from None
     return rows
 
 

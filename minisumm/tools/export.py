@@ -29,16 +29,15 @@ What an export carries so that it is used as it was trained (the card says it in
 
 The folder is written under a temporary name and renamed into place (`atomic.staged_folder`), with
 `minisumm_export.json` (what it was exported from, decoding, prompt format) beside the model files, while
-this process holds DIR's lock (`minisumm.tools.folder_lock`). An existing non-empty DIR is refused unless
-`--overwrite`, which replaces only a folder that is recognisably an earlier export (it holds
-`minisumm_export.json`), never the run being exported, its base model, or the current folder; a failed
-write leaves DIR as it was.
+this process holds DIR's lock (`minisumm.tools.folder_lock`). `minisumm_export.json` lists every file the
+export wrote. An existing non-empty DIR is refused unless `--overwrite`, which replaces only an earlier
+export holding nothing but the files its list names (a `.git/` or notes added since are refused, named),
+never the run being exported, its base model, or the current folder; a failed write leaves DIR as it was.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,7 +50,7 @@ from minisumm.config import DecodeConfig, RunConfig
 from minisumm.errors import MinisummError, run_cli, writing
 from minisumm.tools.flags import FlagParser
 from minisumm.model import load_checkpoint, load_model_and_tokenizer
-from minisumm.tools import folder_lock
+from minisumm.tools import folder_lock, json_files
 from minisumm.tools.console import library_bars
 from minisumm.tools.atomic import check_writable, staged_folder, write_file, write_json, write_text
 from minisumm.tools.checkpoint import CHECKPOINT_NAMES, read_config, resolve, run_of
@@ -163,7 +162,7 @@ def _read_metrics(folder: Path, source: Path) -> dict | None:
     """evaluate.py's scores in `folder`, unless they are of another checkpoint than `source` (best/ and last/
     share the run's eval/)."""
     try:
-        metrics = json.loads((folder / "metrics.json").read_text())
+        metrics = json_files.read(folder / "metrics.json")
     except (OSError, ValueError):
         return None  # not evaluated (or unreadable): the card says how to evaluate
     if not isinstance(metrics, dict):
@@ -173,6 +172,23 @@ def _read_metrics(folder: Path, source: Path) -> dict | None:
     except MinisummError:  # written from another current folder: the card names the source it gives
         return metrics
     return metrics if evaluated.resolve() == source.resolve() else None
+
+
+def foreign_entry(out: Path) -> str | None:
+    """Why `out` is not purely an earlier export ("holds .git, which ..."), or None when every file and
+    folder in it is one that its minisumm_export.json lists."""
+    try:
+        listed = json_files.read(out / MARKER).get("files")
+    except (OSError, ValueError, AttributeError):
+        listed = None
+    if not isinstance(listed, list) or not all(isinstance(name, str) for name in listed):
+        return f"has no {MARKER} listing the files of a minisumm export"
+    ours = {*listed, *(parent.as_posix() for name in listed for parent in Path(name).parents)}
+    for path in sorted(out.rglob("*")):
+        name = path.relative_to(out).as_posix()
+        if name not in ours or path.is_symlink() or (path.is_dir() and name in listed):
+            return f"holds {name}, which minisumm did not write"
+    return None
 
 
 def export(checkpoint: str | Path, to: str, out: str | Path, overwrite: bool = False) -> Path:
@@ -187,7 +203,7 @@ def export(checkpoint: str | Path, to: str, out: str | Path, overwrite: bool = F
             run = run_of(source)
             checkpoints = [run / name for name in CHECKPOINT_NAMES]
             check_overwrite(out, [run, source, *checkpoints, *run_inputs(read_config(source))],
-                            (out / MARKER).is_file(), "an export folder")
+                            foreign_entry(out), "an export folder")
         model, tokenizer, config = load_checkpoint(checkpoint)
         facts = facts_of(model, tokenizer, config, source, out)
         base = peft_base(config, out) if to == "peft" else None
@@ -200,6 +216,8 @@ def export(checkpoint: str | Path, to: str, out: str | Path, overwrite: bool = F
             else:
                 export_peft(model, tokenizer, facts, staging, base)
                 provenance["base_model_name_or_path"] = base.recorded
+            provenance["files"] = sorted([MARKER, *(path.relative_to(staging).as_posix()
+                                                    for path in staging.rglob("*") if not path.is_dir())])
             write_json(staging / MARKER, provenance)
     if base is not None:
         print(base.warning, file=sys.stderr)

@@ -4,7 +4,8 @@
         ...                                      # write runs/lora freely
 
 The lock is a file beside the folder (`<parent>/.<name>.lock`, so it exists before the folder does and
-survives `--overwrite` replacing it) holding the writer's pid, with an exclusive `flock` on it. The kernel
+survives `--overwrite` replacing it) holding the writer's pid, named after the folder's real path (symbolic
+links resolved: a link to a run and the run itself are one folder with one lock), with an exclusive `flock` on it. The kernel
 drops a `flock` when its process ends, however it ends, so a lock whose file is there but unlocked was
 left by a process that was killed: it is taken over, with a note naming that process. A second writer
 while the first is alive gets a MinisummError naming the first one's pid. Linux and macOS only (fcntl).
@@ -23,8 +24,11 @@ from minisumm.errors import WRITE_ERRORS, MinisummError
 
 
 def lock_path(folder: Path) -> Path:
-    folder = Path(folder).absolute()
-    return folder.with_name(f".{folder.name}.lock")
+    real = Path(folder).resolve()
+    if real == real.parent:
+        raise MinisummError(f"{folder} is the root of the file system, where minisumm writes nothing; give a "
+                            f"folder of its own.")
+    return real.with_name(f".{real.name}.lock")
 
 
 @contextlib.contextmanager

@@ -20,6 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from transformers import AutoConfig, AutoTokenizer, GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerBase
 
 from minisumm.errors import MinisummError, first_line
@@ -79,7 +80,12 @@ def load_model_and_tokenizer(name: str = "gpt2", random_init: bool = False
     elif name == TINY_NEWS:
         from minisumm.tiny_news.pretrain import cached_tiny_news
 
-        tokenizer, model = load_local(cached_tiny_news(), random_init)
+        folder = cached_tiny_news()
+        try:
+            tokenizer, model = load_local(folder, random_init)
+        except MinisummError as error:  # a build damaged after it was written (a full disk, an edit)
+            raise MinisummError(f"The {TINY_NEWS} model cached in {folder} does not load ({error}); delete that "
+                                f"folder and minisumm builds it again on next use.") from None
     elif Path(name).is_dir():
         tokenizer, model = load_local(Path(name), random_init)
     elif Path(name).exists() or name.startswith((".", "/", "~")) or name.count("/") > 1:
@@ -124,7 +130,7 @@ def load_local(folder: Path, random_init: bool):
                             f"measurements only), or point to a folder with model.safetensors.")
     try:
         model = GPT2LMHeadModel.from_pretrained(folder, use_safetensors=True)
-    except (OSError, ValueError, RuntimeError) as error:
+    except (OSError, ValueError, RuntimeError, SafetensorError) as error:  # truncated, or not safetensors
         raise MinisummError(f"Could not load the weights in {folder} ({first_line(error)}); the files may be "
                             f"corrupt or from another model.") from None
     return tokenizer, model

@@ -25,6 +25,7 @@ from pathlib import Path
 from minisumm.tools.atomic import write_file
 
 BASELINE_COLOUR = "dimgrey"
+PNG_TITLE = "minisumm comparison"  # in every plot's metadata: how compare knows a plot it may replace
 LABEL_OFFSET = 9  # points between a point and its name
 
 
@@ -191,7 +192,8 @@ def _scored(entries, key):
 def save_figure(plt, fig, path: Path) -> None:
     """Write `fig` as a PNG atomically (a failed or killed write never leaves half an image), then free it."""
     try:
-        write_file(path, lambda temporary: fig.savefig(temporary, format="png", dpi=120))
+        write_file(path, lambda temporary: fig.savefig(temporary, format="png", dpi=120,
+                                                       metadata={"Title": PNG_TITLE}))
     finally:
         plt.close(fig)
 

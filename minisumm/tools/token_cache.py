@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import warnings
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +36,7 @@ from minisumm.tools import atomic
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = "1"  # bump when the file layout or the encoding rules change
+FORMAT_VERSION = "2"  # bump when the file layout or the encoding rules change (2: special tokens split)
 DEFAULT_DIR = "~/.cache/minisumm"
 PROBE_TEXT = "Hello world! Naïve café, 東京, emoji 🙂.\nTL;DR: 1,024 tokens"
 
@@ -147,8 +147,8 @@ def tokenize_splits(splits: dict[str, list[Example]], tokenizer, data_cfg: DataC
             write(path, key, encoded, cache_key_extra)
             log.info("%s: tokenised %d examples, cached in %s", split, len(encoded), path)
         except WRITE_ERRORS as error:  # the cache only saves time: a failed write is a warning
-            warnings.warn(f"Could not write the tokenised-data cache {path} ({error}); the next run will "
-                          f"tokenise again. Pass --cache-dir with a writable folder to fix this.")
+            print(f"warning: could not write the tokenised-data cache {path} ({error}); the next run will "
+                  f"tokenise again. Pass --cache-dir with a writable folder to fix this.", file=sys.stderr)
         tokenized[split] = TokenizedSplit(encoded, from_cache=False)
     hint = splits.hint if isinstance(splits, Splits) else "it was not loaded"
     return Splits(tokenized, hint)
