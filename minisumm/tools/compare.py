@@ -162,16 +162,12 @@ def _check_rouge(rouge) -> None:
     if not isinstance(rouge, dict):
         raise MinisummError(f"eval/metrics.json has rouge = {rouge!r}, not an object of scores")
     for key, score in rouge.items():
-        if not isinstance(score, dict) or not _is_score(score.get("mid", score.get("mean"))) or not all(
-                score.get(bound) is None or _is_score(score[bound]) for bound in ("low", "high")) or (
+        if not isinstance(score, dict) or not _is_number(score.get("mid", score.get("mean"))) or not all(
+                score.get(bound) is None or _is_number(score[bound]) for bound in ("low", "high")) or (
                 score.get("low") is not None and score.get("high") is not None
                 and not score["low"] <= score.get("mid", score.get("mean")) <= score["high"]):
-            raise MinisummError(f"eval/metrics.json has rouge.{key[:40]} = {excerpt(score)}, not a score "
-                                f"with numbers from 0 to 100, low <= mid (or mean) <= high")
-
-
-def _is_score(value) -> bool:
-    return _is_number(value) and 0 <= value <= 100
+            raise MinisummError(f"eval/metrics.json has rouge.{key[:40]} = {excerpt(score)}, not a score with "
+                                f"numbers low <= mid (or mean) <= high")
 
 
 def _log_records(path: Path, kind: str, value: str) -> list[dict]:
