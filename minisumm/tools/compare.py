@@ -24,7 +24,9 @@ beside it `comparison.csv` holds every column as plain numbers, one row per fold
 optional `plot` extra) three PNGs go beside it too (`minisumm/tools/plots.py` draws them):
 `<stem>-loss.png` (training and validation loss of every run from metrics.jsonl, against epochs, or
 optimizer steps with `--x-axis step`), `<stem>-rouge.png` (ROUGE-L against trainable parameters, log scale)
-and `<stem>-cost.png` (ROUGE-L against training wall time and peak memory).
+and `<stem>-cost.png` (ROUGE-L against training wall time and peak memory). An existing file among these
+that compare did not write (a run's summary.json given as `--out`, your own notes) is refused before any
+work, never overwritten (`written_by_compare`). Every JSON file is read strictly (`minisumm.tools.json_files`).
 """
 
 from __future__ import annotations
