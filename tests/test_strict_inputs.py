@@ -5,7 +5,6 @@ model file, an endless standard input, a YAML alias bomb) is one sentence, and w
 import io
 import json
 import sys
-from pathlib import Path
 
 import pytest
 
