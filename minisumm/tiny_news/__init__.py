@@ -1,1 +1,16 @@
 """tiny-news: invented news stories and a tiny GPT-2 pretrained on them, for offline runs that learn."""
+
+from pathlib import Path
+
+from minisumm.errors import MinisummError
+
+MODEL_DIR = Path(__file__).parent / "model"  # the shipped tiny-news (a save_pretrained folder + pretrain.json)
+
+
+def shipped_model() -> Path:
+    """The tiny-news folder shipped in the package; one sentence saying how to rebuild it when it is missing."""
+    if not (MODEL_DIR / "model.safetensors").is_file():
+        raise MinisummError(f"The shipped tiny-news model is missing from {MODEL_DIR} (a damaged install?); "
+                            f"reinstall minisumm, or rebuild it with `minisumm pretrain --out DIR` (about an hour "
+                            f"on 2 CPU cores) and pass --model DIR.")
+    return MODEL_DIR

@@ -1,44 +1,48 @@
-"""Pretrain `tiny-news`: a small GPT-2 that has read invented news, so that fine-tuning has something to adapt.
+"""Pretrain `tiny-news`: a small GPT-2 that has read invented news and learnt to copy from what it reads.
 
-    python -m minisumm.tiny_news.pretrain --out DIR            # ~2-3 minutes on 2 CPU cores
-    --model tiny-news                                # anywhere: built once into the cache, then reused
+    minisumm pretrain --out DIR          # rebuild the shipped model from its recipe (~55 minutes on 2 CPU cores)
+    --model tiny-news                    # anywhere: the copy shipped in the package (minisumm/tiny_news/model/)
 
 Parameter-efficient methods adapt a *pretrained* model (Lester et al. 2021; Hu et al. 2021): a soft prompt or
-a low-rank update steers knowledge that is already in the weights. On a randomly initialised model there
-is nothing to steer. GPT-2's weights cannot be downloaded everywhere, so minisumm builds a miniature of the
-real setting on the spot, the way nanoGPT's `shakespeare_char` lets anyone watch a transformer learn:
+a low-rank update steers skills that are already in the weights. GPT-2's weights cannot be downloaded
+everywhere, so minisumm brings a miniature of the real setting, the way nanoGPT's `shakespeare_char` lets
+anyone watch a transformer learn. The skill that summarising leans on most is copying: a summary repeats
+the names and numbers of its article. GPT-2 copies with *induction heads* (Olsson et al. 2022): a head
+that finds the earlier occurrence of the current token and predicts what followed it, built from two
+heads in consecutive layers. They form in a sudden phase change, after a number of training tokens that
+grows with the batch: about 10^5.7 · √(batch × context) tokens (Aoyama et al. 2025, "Predicting the
+Formation of Induction Heads"), and only where the text rewards copying. So the recipe is:
 
-1. text: `synthetic_news` articles (never their highlights, never the summary separator, never a story of
-   the shipped `sample` dataset), each followed by `<|endoftext|>`, as GPT-2's WebText documents were;
-2. a tokenizer: byte-level BPE (Sennrich et al. 2016, in GPT-2's byte-level form) trained on that text with
-   the `tokenizers` library, 2,048 tokens: a story is ~4x fewer tokens than with raw bytes, so the same
-   compute sees 4x more text;
-3. a model: GPT-2's architecture at 4 layers, 4 heads, 128 wide (~1M parameters), trained as a causal
-   language model (next-token prediction on 256-token windows) with AdamW, warmup + cosine;
-4. a plain `save_pretrained` folder (model.safetensors, config.json, tokenizer files, pretrain.json with the
-   recipe and the losses) that transformers loads without minisumm.
+1. text where copying pays: `synthetic_news` articles (never their highlights, never the summary
+   separator, never a story of the shipped `sample` dataset), each followed by `<|endoftext|>` as GPT-2's
+   WebText documents were, written with `restate=True`: the lead's facts are said again later in the
+   article (half the time word for word), and the main person is named in full again, as news copy does;
+2. a tokenizer in which every name is one token: byte-level BPE (Sennrich et al. 2016, in GPT-2's form)
+   trained on that text plus each first name, surname, town, day and month the generator can write, so
+   that BPE merges each into a token of its own; copying a name is then one step of attention;
+3. a model: GPT-2's architecture at 4 layers, 4 heads, 128 wide (~1.6M parameters, a third of them the
+   4,096-token embedding), trained as a causal language model on 512-token windows, 2 at a time: a small
+   batch × context reaches the phase change in fewer tokens, and 512 trains every position fine-tuning
+   uses;
+4. long enough to pass the phase change, measured by the copying probe (`minisumm.tiny_news.probe`), which
+   `pretrain.json` records through training beside the losses.
 
-What it does not learn in 3 minutes: to copy. A summary copies names and numbers out of its article, and
-GPT-2 does that with attention heads that find an earlier occurrence of a pattern and repeat what followed
-("induction heads", Olsson et al. 2022), which form only after far more training than this. Continued
-after an article, tiny-news writes fluent news copy with names and numbers of its own; fine-tuned, its
-summaries have the right shape and the article's kind of words, but often the wrong facts. (We tried to
-shortcut this, with stories repeated in other words and with a drill of repeated random tokens; neither
-made the fine-tuned summaries copy in the time.)
-
-So the model knows the vocabulary, the names and the shape of news copy, but has never seen a summary:
-summarising has to come from fine-tuning, as for GPT-2 on CNN/DailyMail. Everything is seeded and runs the
-same way every time on CPU; the folder is written under a temporary name and renamed into place, so an
-interrupted build leaves nothing half-written, and a rerun simply starts again.
+That takes about an hour on 2 CPU cores, too long for a first run, so the result is shipped in the package
+(`minisumm/tiny_news/model/`, ~7 MB of safetensors): `--model tiny-news` loads it at once, and the tests
+check that its recorded recipe is the one this file builds and that a short rebuild follows its recorded
+loss curve. So the model knows the vocabulary, the shape of news copy and how to copy, but has never seen
+a summary: summarising has to come from fine-tuning, as for GPT-2 on CNN/DailyMail. Everything is seeded
+and runs the same way every time on CPU; the folder is written under a temporary name and renamed into
+place, so an interrupted build leaves nothing half-written.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import hashlib
 import json
 import math
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -48,8 +52,8 @@ import torch
 from tqdm.auto import tqdm
 
 from minisumm.tiny_news import synthetic_news
-from minisumm.tools.atomic import check_writable
-from minisumm.tools.atomic import staged_folder
+from minisumm.tiny_news.probe import copying_probe
+from minisumm.tools.atomic import check_writable, staged_folder
 from minisumm.tools.console import library_bars
 from minisumm.config import DataConfig
 from minisumm.errors import MinisummError, run_cli, writing
@@ -60,24 +64,27 @@ from minisumm.schedule import lr_at
 
 SEPARATOR = DataConfig().separator  # the default summary separator: never in the pretraining text
 CORPUS_SEED = 7_000_000  # far from the sample's seed; sample stories are also excluded explicitly
-RECIPE_VERSION = "1"  # bump when the corpus, tokenizer or training code changes what gets built
+RECIPE_VERSION = "2"  # bump when the corpus, tokenizer or training code changes what gets built
+CHECKS = 10  # validation loss and copying probe this many times over the run (and at step 0)
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """Everything that decides the pretrained weights; its hash names the cached folder."""
-    stories: int = 12_000
-    vocab_size: int = 2048
+    """Everything that decides the pretrained weights (recorded in pretrain.json, hashed into its key)."""
+    stories: int = 100_000
+    restate: bool = True
+    name_tokens: bool = True
+    vocab_size: int = 4096
     n_layer: int = 4
     n_head: int = 4
     n_embd: int = 128
     n_positions: int = 512
-    block_size: int = 256
-    batch_size: int = 16
-    steps: int = 400
-    lr: float = 3e-3
+    block_size: int = 512
+    batch_size: int = 2
+    steps: int = 24_000
+    lr: float = 2e-3
     min_lr_ratio: float = 0.1
-    warmup_steps: int = 25
+    warmup_steps: int = 200
     weight_decay: float = 0.1
     seed: int = 0
 
@@ -115,15 +122,24 @@ def corpus(recipe: Recipe) -> list[str]:
 
     shipped = {json.loads(line)["article"] for split in ("train", "validation", "test")
                for line in (SAMPLE_DIR / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()}
-    articles = [story.article for story in
-                synthetic_news.stories(CORPUS_SEED + recipe.seed, recipe.stories, exclude=shipped)]
+    articles = [story.article for story in synthetic_news.stories(CORPUS_SEED + recipe.seed, recipe.stories,
+                                                                  exclude=shipped, restate=recipe.restate)]
     if any(SEPARATOR.strip() in article for article in articles):  # cannot happen with these templates
         raise AssertionError("a pretraining article contains the summary separator")
     return articles
 
 
-def train_tokenizer(articles: list[str], vocab_size: int, max_length: int):
-    """Byte-level BPE with GPT-2's pre-tokenisation, trained on the articles; EOS (`<|endoftext|>`) is id 0."""
+def name_lexicon() -> list[str]:
+    """Every name the generator writes as one word: first names, surnames, towns, days and months."""
+    towns = [stem + ending for stem in synthetic_news.STEMS for ending in synthetic_news.ENDINGS]
+    return synthetic_news.FIRST + synthetic_news.LAST + towns + synthetic_news.DAYS + synthetic_news.MONTHS
+
+
+def train_tokenizer(articles: list[str], vocab_size: int, max_length: int, name_tokens: bool = False):
+    """Byte-level BPE with GPT-2's pre-tokenisation, trained on the articles; EOS (`<|endoftext|>`) is id 0.
+
+    With `name_tokens`, the training text also holds the name lexicon 1,000 times over (never the model's
+    text: only what BPE counts), which makes every name frequent enough to be merged into one token."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -132,7 +148,8 @@ def train_tokenizer(articles: list[str], vocab_size: int, max_length: int):
     backend.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[EOS], show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    backend.train_from_iterator(articles, trainer=trainer)
+    lexicon = [" ".join(name_lexicon())] * 1000 if name_tokens else []
+    backend.train_from_iterator(articles + lexicon, trainer=trainer)
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token=EOS, bos_token=EOS, unk_token=EOS)
     tokenizer.model_max_length = max_length
     return tokenizer
@@ -155,20 +172,26 @@ def token_stream(tokenizer, articles: list[str]) -> torch.Tensor:
     return torch.tensor(flat, dtype=torch.long)
 
 
-def pretrain(out: Path, recipe: Recipe = Recipe(), show_progress: bool = True) -> tuple:
-    """Build the tiny-news folder at `out` (which must not exist); return (model, tokenizer, report)."""
+def pretrain(out: Path | None, recipe: Recipe = Recipe(), show_progress: bool = True,
+             stop_after: int | None = None) -> tuple:
+    """Build the tiny-news folder at `out`; return (model, tokenizer, report).
+
+    `stop_after=N` runs only the recipe's first N steps (same schedule, same data) and writes nothing
+    (`out` may be None): the tests compare that start with the shipped model's recorded curve."""
     from transformers import GPT2LMHeadModel
 
     recipe.check()
     started = time.perf_counter()
     articles = corpus(recipe)
-    held_out = max(len(articles) // 50, 1)  # 2% of the stories, for a validation loss in the report
-    tokenizer = train_tokenizer(articles[held_out:], recipe.vocab_size, recipe.n_positions)
+    held_out = max(len(articles) // 100, 1)  # 1% of the stories, for the validation loss in the report
+    tokenizer = train_tokenizer(articles[held_out:], recipe.vocab_size, recipe.n_positions, recipe.name_tokens)
     train_ids = token_stream(tokenizer, articles[held_out:])
     val_ids = token_stream(tokenizer, articles[:held_out])
     if len(val_ids) <= recipe.block_size:
         raise MinisummError(f"--stories {recipe.stories} holds fewer held-out tokens ({len(val_ids)}) than one "
                             f"--block-size window ({recipe.block_size}); give more stories or a smaller block.")
+    steps = recipe.steps if stop_after is None else min(stop_after, recipe.steps)
+    check_every = max(recipe.steps // CHECKS, 1)
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(recipe.seed)
@@ -183,9 +206,10 @@ def pretrain(out: Path, recipe: Recipe = Recipe(), show_progress: bool = True) -
         no_decay = [p for p in model.parameters() if p.ndim < 2]
         optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": recipe.weight_decay},
                                        {"params": no_decay, "weight_decay": 0.0}], lr=recipe.lr, betas=(0.9, 0.95))
-        first_loss = validation_loss(model, val_ids, recipe.block_size)
+        checks = [] if stop_after else [check(model, tokenizer, val_ids, recipe, 0)]
+        curve, window_losses = [], []
         model.train()
-        bar = tqdm(range(recipe.steps), desc="pretrain tiny-news", disable=True if not show_progress else None,
+        bar = tqdm(range(steps), desc="pretrain tiny-news", disable=None if show_progress else True,
                    dynamic_ncols=True)  # None: drawn only when stderr is a terminal
         for step in bar:
             lr = lr_at(step, peak=recipe.lr, warmup_steps=recipe.warmup_steps, total_steps=recipe.steps,
@@ -201,22 +225,36 @@ def pretrain(out: Path, recipe: Recipe = Recipe(), show_progress: bool = True) -
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-            if step % 10 == 0 or step == recipe.steps - 1:
-                bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr:.1e}")
+            window_losses.append(loss.item())
+            if (step + 1) % 10 == 0 or step + 1 == steps:  # the curve: mean training loss of every 10 steps
+                curve.append([step + 1, round(sum(window_losses) / len(window_losses), 5)])
+                bar.set_postfix(loss=f"{curve[-1][1]:.3f}", lr=f"{lr:.1e}")
+                window_losses = []
+            if stop_after is None and ((step + 1) % check_every == 0 or step + 1 == steps):
+                checks.append(check(model, tokenizer, val_ids, recipe, step + 1))
         bar.close()
-        final_loss = validation_loss(model, val_ids, recipe.block_size)
-        train_loss = loss.item()
 
     report = {"name": TINY_NEWS, "recipe": dataclasses.asdict(recipe), "recipe_key": recipe.key(),
               "parameters": sum(p.numel() for p in model.parameters()), "pretraining_stories": len(articles),
-              "pretraining_tokens": int(len(train_ids)), "tokens_seen": recipe.steps * recipe.batch_size *
-              recipe.block_size, "validation_loss_start": first_loss, "validation_loss_end": final_loss,
-              "train_loss_end": train_loss, "seconds": round(time.perf_counter() - started, 1)}
+              "pretraining_tokens": int(len(train_ids)), "tokens_seen": steps * recipe.batch_size * recipe.block_size,
+              "seconds": round(time.perf_counter() - started, 1), "train_loss_curve": curve, "checks": checks}
+    if stop_after is not None:
+        return model.eval(), tokenizer, report
+    report |= {"validation_loss_start": checks[0]["validation_loss"], "validation_loss_end": checks[-1]["validation_loss"],
+               "copying_probe_start": checks[0]["copying_probe"], "copying_probe_end": checks[-1]["copying_probe"]}
     with writing(f"the {TINY_NEWS} folder {out}", "nothing was written there"), staged_folder(out) as staging:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
-        (staging / "pretrain.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        (staging / "pretrain.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
     return model.eval(), tokenizer, report
+
+
+def check(model, tokenizer, val_ids: torch.Tensor, recipe: Recipe, step: int) -> dict:
+    """The validation loss and the copying probe at `step` (the model is back in training mode after)."""
+    result = {"step": step, "validation_loss": round(validation_loss(model, val_ids, recipe.block_size), 5),
+              "copying_probe": copying_probe(model, tokenizer)}
+    model.train()
+    return result
 
 
 @torch.no_grad()
@@ -227,38 +265,25 @@ def validation_loss(model, ids: torch.Tensor, block_size: int) -> float:
     inputs = ids[:usable].view(-1, block_size)  # (N, T)
     targets = ids[1:usable + 1].view(-1, block_size)
     total = 0.0
-    for start in range(0, len(inputs), 32):
-        logits = model(input_ids=inputs[start:start + 32]).logits
-        total += float(torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets[start:start + 32].flatten(),
+    for start in range(0, len(inputs), 16):
+        logits = model(input_ids=inputs[start:start + 16]).logits
+        total += float(torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets[start:start + 16].flatten(),
                                                          reduction="sum"))
     model.train()
     return total / targets.numel()
-
-
-def cache_root() -> Path:
-    """Where minisumm keeps what it builds: $MINISUMM_CACHE, else ~/.cache/minisumm."""
-    return Path(os.environ.get("MINISUMM_CACHE") or "~/.cache/minisumm").expanduser()
-
-
-def cached_tiny_news(recipe: Recipe = Recipe()) -> Path:
-    """The cached tiny-news folder, built on first use (one notice line and a progress bar)."""
-    folder = cache_root() / "models" / f"{TINY_NEWS}-{recipe.key()}"
-    if (folder / "config.json").is_file():
-        return folder
-    check_writable(folder.parent, "The minisumm cache (MINISUMM_CACHE)")  # before minutes of training
-    print(f"Building {TINY_NEWS} (first use only, about 3 minutes on 2 CPU cores) into {folder} ...",
-          file=sys.stderr, flush=True)
-    pretrain(folder, recipe)  # two processes building at once both succeed: the builds are identical
-    return folder
 
 
 def main(argv=None, prog: str = "python -m minisumm.tiny_news.pretrain") -> int:
     p = FlagParser(prog=prog, description=__doc__.split("\n")[0])
     p.add_argument("--out", required=True, help="Folder to create (must not exist yet).")
     for f in dataclasses.fields(Recipe):
-        p.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default,
-                       help=f"(default: {f.default})")
-    p.add_argument("--no-progress", action="store_true", help="No progress bar.")
+        if f.type in ("bool", bool):
+            p.add_argument("--" + f.name.replace("_", "-"), default=f.default,
+                           action=argparse.BooleanOptionalAction, help=f"(default: {f.default})")
+        else:
+            p.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default,
+                           help=f"(default: {f.default})")
+    p.add_argument("--no-progress", action="store_true", help="No progress bar (it is only drawn on a terminal).")
     args = p.parse_args(argv)
     out = Path(args.out)
     if out.exists():
@@ -268,9 +293,12 @@ def main(argv=None, prog: str = "python -m minisumm.tiny_news.pretrain") -> int:
     recipe = Recipe(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Recipe)})
     recipe.check()
     library_bars(not args.no_progress)  # transformers' "Writing model shards" bar: a terminal only, too
+    print(f"Pretraining {TINY_NEWS} into {out} ({recipe.steps:,} steps) ...", file=sys.stderr, flush=True)
     _, _, report = pretrain(out, recipe, show_progress=not args.no_progress)
+    probe = report["copying_probe_end"]
     print(f"{TINY_NEWS}: {report['parameters']:,} parameters, validation loss {report['validation_loss_start']:.2f}"
-          f" -> {report['validation_loss_end']:.2f} in {report['seconds']:.0f} s; saved in {out}")
+          f" -> {report['validation_loss_end']:.2f}, copy gain {report['copying_probe_start']['gain']:.2f} -> "
+          f"{probe['gain']:.2f} nats in {report['seconds'] / 60:.0f} min; saved in {out}")
     return 0
 
 

@@ -1,6 +1,8 @@
 """Invented news stories, any number, deterministic from a seed: the offline stand-in for CNN/DailyMail.
 
-    stories(seed, n)  ->  [(article, [highlight, ...]), ...]     2-4 highlights, one sentence each
+    stories(seed, n)  ->  [Story(article, [highlight, ...], facts), ...]     2-4 highlights, one sentence each
+    python -m minisumm.tiny_news.synthetic_news --seed 12345 --stories 200 --out fresh.jsonl
+                          # new stories as a data file (with their facts) for train.py or evaluate.py --data
 
 Every word is this project's own writing, assembled from templates and seeded random choices: ~1,000
 invented towns (a stem and an ending, "Ash" + "combe"), 5,000 people, clubs, companies, numbers and dates.
@@ -11,10 +13,16 @@ the right names and numbers out of this article; templates alone cannot score we
 first sentences alone, since the order of everything after the lead is shuffled and distractors can come
 early.
 
-The same generator feeds three things, kept apart by seed and by an explicit check:
-- the shipped `sample` dataset (`sample_data/make_sample.py`, 400 stories with highlights);
+Each story carries its facts (`Story.facts`): which names, places, numbers and days each highlight states,
+which the article states, and which belong to its distractors, so that a summary's facts can be counted
+exactly (`minisumm.tiny_news.facts`).
+
+The same generator feeds four things, kept apart by seed and by an explicit check:
+- the shipped `sample` dataset (`sample_data/make_sample.py`, stories with highlights and facts);
 - `tiny-news` pretraining (`minisumm.tiny_news.pretrain`), which sees articles only: never a highlight and never the
   summary separator, so summarising is learnt by fine-tuning alone, as with GPT-2 and CNN/DailyMail;
+- fresh test files from seeds of your own (the command above), to check that a score is no accident of the
+  sample's 40 test stories;
 - the tests.
 `check()` asserts that every name and number of each highlight is in its article, and that no highlight is
 one of its sentences word for word.
@@ -22,10 +30,16 @@ one of its sentences word for word.
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import string
+from pathlib import Path
 from typing import NamedTuple
+
+from minisumm.errors import MinisummError, run_cli
+from minisumm.tools.atomic import check_writable, write_text
+from minisumm.tools.flags import FlagParser
 
 MIN_WORDS, MAX_WORDS = 80, 200  # the length aimed at; a story's own sentences can take it a little past 200
 MAX_FILLER = 4  # generic sentences per story, more only to reach MIN_WORDS: no story is mostly filler
@@ -545,11 +559,34 @@ def story(r: random.Random, restate: bool = False) -> Story:
     """One story: the lead first, then its first supporting sentence, then everything else (supporting
     facts, distractors, background, filler) in a shuffled order.
 
-    `restate=True` (the pretraining text only) says the lead's facts a second time later in the article, in
-    another of the lead's wordings, as news copy often does; `restate=False` draws exactly what it drew
-    before the option existed, so the shipped sample never changes.
+    `restate=True` (the pretraining text only) follows the article with a second report of the same event,
+    written anew from the same facts (another wording of the lead, another order, other filler), as a later
+    edition restates an agency story: every name and number of the first report comes again. The draws for
+    the first report and the highlights are the same either way, so the shipped sample never changes.
     """
     facts, lead, core, distract, background, highlights = r.choice(CATEGORIES)(Pools(r))
+    article, lead_template, distract_templates, background_templates = _report(r, facts, lead, core, distract,
+                                                                               background)
+    keep = r.randint(max(2, len(highlights) - 1), len(highlights))  # the last highlights are the least important
+    summary = [_capitalise(t.format(**facts)) for t in highlights[:keep]]
+    text = " ".join(article)
+    if restate:
+        text += " " + " ".join(_report(r, facts, lead, core, distract, background)[0])
+    main_keys = {key for t in [lead_template, *core, *background_templates, *highlights] for key in _keys(t)}
+    distract_keys = {key for t in distract_templates for key in _keys(t)} - main_keys
+    stated = _unique(v for key in sorted(main_keys | {"town"} & facts.keys()) for v in fact_values(facts[key])
+                     if v in text)
+    ground_truth = {  # a value that is both (the other match's 2 goals, this one's 2 conceded) is no distractor
+        "highlights": [_unique(v for key in _keys(t) for v in fact_values(facts[key])) for t in highlights[:keep]],
+        "article": stated,
+        "distractors": _unique(v for key in sorted(distract_keys) for v in fact_values(facts[key])
+                               if v in text and v not in stated),
+    }
+    return Story(text, summary, ground_truth)
+
+
+def _report(r: random.Random, facts: dict, lead, core, distract, background) -> tuple:
+    """One written report of a story's facts: `(sentences, lead template, distractor and background templates)`."""
     lead_template = r.choice(lead)
     article = [lead_template.format(**facts)]
     body = [t.format(**facts) for t in core]
@@ -562,8 +599,6 @@ def story(r: random.Random, restate: bool = False) -> Story:
     main_person = next((facts[key] for key in PEOPLE if facts.get(key) and facts[key] in text), None)
     if main_person is not None:
         rest += [t.format(surname=main_person.split(" ")[-1]) for t in r.sample(SECOND_REFERENCE, r.randint(1, 2))]
-    if restate:
-        rest.append(r.choice(lead).format(**facts))
     r.shuffle(rest)
     article += rest
     place = facts["town"] if "town" in facts else facts["home"].split(" ")[0]
@@ -579,20 +614,7 @@ def story(r: random.Random, restate: bool = False) -> Story:
     article = [_capitalise(sentence) for sentence in article]
     if r.random() < 0.3:  # a dateline, as many agency stories open
         article[0] = f"{place.upper()} (Minisumm News) -- {article[0]}"
-    keep = r.randint(max(2, len(highlights) - 1), len(highlights))  # the last highlights are the least important
-    summary = [_capitalise(t.format(**facts)) for t in highlights[:keep]]
-    text = " ".join(article)
-    main_keys = {key for t in [lead_template, *core, *background_templates, *highlights] for key in _keys(t)}
-    distract_keys = {key for t in distract_templates for key in _keys(t)} - main_keys
-    stated = _unique(v for key in sorted(main_keys | {"town"} & facts.keys()) for v in fact_values(facts[key])
-                     if v in text)
-    ground_truth = {  # a value that is both (the other match's 2 goals, this one's 2 conceded) is no distractor
-        "highlights": [_unique(v for key in _keys(t) for v in fact_values(facts[key])) for t in highlights[:keep]],
-        "article": stated,
-        "distractors": _unique(v for key in sorted(distract_keys) for v in fact_values(facts[key])
-                               if v in text and v not in stated),
-    }
-    return Story(text, summary, ground_truth)
+    return article, lead_template, distract_templates, background_templates
 
 
 def fact_values(value) -> list[str]:
@@ -638,7 +660,7 @@ def check(article: str, highlights: list[str], facts: dict | None = None) -> Non
     and no highlight is in it word for word: a highlight is a rewording, never a copied sentence. With the
     story's `facts`: every fact of a highlight is a fact of the article, and no distractor is one."""
     words = len(article.split())
-    assert MIN_WORDS <= words <= MAX_WORDS + 60, (words, article)
+    assert MIN_WORDS <= words <= 2 * (MAX_WORDS + 40), (words, article)  # two reports with restate=True
     assert 2 <= len(highlights) <= 4, highlights
     for sentence in highlights:
         assert sentence not in article, (sentence, article)
@@ -650,3 +672,25 @@ def check(article: str, highlights: list[str], facts: dict | None = None) -> Non
         for sentence, stated in zip(highlights, facts["highlights"]):
             assert stated and all(fact in sentence and fact in facts["article"] for fact in stated), (sentence, facts)
         assert not set(facts["distractors"]) & set(facts["article"]), facts
+
+
+def main(argv=None, prog: str = "python -m minisumm.tiny_news.synthetic_news") -> int:
+    """Write `--stories` new stories from `--seed` as a .jsonl data file (id, article, highlights, facts)."""
+    p = FlagParser(prog=prog, description="Write invented news stories, with their facts, to a .jsonl file.")
+    p.add_argument("--seed", type=int, required=True, help="Seed of the stories (the sample uses 20240607).")
+    p.add_argument("--stories", type=int, default=200, help="How many stories. (default: %(default)r)")
+    p.add_argument("--out", required=True, help="The .jsonl file to write.")
+    args = p.parse_args(argv)
+    if args.stories < 1:
+        raise MinisummError(f"--stories must be at least 1; got {args.stories}.")
+    out = Path(args.out)
+    check_writable(out.parent if str(out.parent) else Path("."), "--out")
+    rows = [{"id": f"seed{args.seed}-{i:05d}", "article": s.article, "highlights": "\n".join(s.highlights),
+             "facts": s.facts} for i, s in enumerate(stories(args.seed, args.stories))]
+    write_text(out, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+    print(f"Wrote {len(rows)} stories (seed {args.seed}) to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

@@ -436,7 +436,8 @@ def main(argv=None, prog: str = "python -m minisumm.tools.compare") -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         plt = _pyplot()
         if plt is None:
-            print("note: plots skipped: matplotlib is not installed (pip install minisumm[plot] to get them).",
+            print("note: plots skipped: matplotlib is not installed (pip install matplotlib, or install minisumm "
+                  "with its plot extra: pip install -e '.[plot]').",
                   file=sys.stderr)
         else:
             from minisumm.tools import plots

@@ -6,8 +6,8 @@
 - a folder with a config and tokenizer but no weights, only with `random_init=True` (never silently random);
 - `tiny-random`: a 2-layer, 2-head, 64-wide GPT-2 (512 positions) with seeded random weights and a byte-level
   tokenizer built in code (256 byte tokens + `<|endoftext|>`), so tests need no files and no network;
-- `tiny-news`: a 4-layer, 128-wide GPT-2 pretrained here on invented news (`minisumm.tiny_news.pretrain`),
-  built into minisumm's cache on first use: the offline model on which fine-tuning visibly learns.
+- `tiny-news`: a 4-layer, 128-wide GPT-2 pretrained on invented news until it copies names and numbers
+  (`minisumm.tiny_news.pretrain`), shipped in the package: the offline model on which fine-tuning learns.
 
 Weights are read from safetensors only: a folder that holds only a pickle (`pytorch_model.bin`) is refused
 with the one-line conversion. An offline machine asks the hub once (`minisumm.tools.hub`) and then loads
@@ -78,14 +78,15 @@ def load_model_and_tokenizer(name: str = "gpt2", random_init: bool = False
         tokenizer = byte_level_tokenizer()
         model = _random_model(tiny_random_config(len(tokenizer)))
     elif name == TINY_NEWS:
-        from minisumm.tiny_news.pretrain import cached_tiny_news
+        from minisumm.tiny_news import shipped_model
 
-        folder = cached_tiny_news()
+        folder = shipped_model()
         try:
             tokenizer, model = load_local(folder, random_init)
-        except MinisummError as error:  # a build damaged after it was written (a full disk, an edit)
-            raise MinisummError(f"The {TINY_NEWS} model cached in {folder} does not load ({error}); delete that "
-                                f"folder and minisumm builds it again on next use.") from None
+        except MinisummError as error:  # a damaged install (a full disk, an edit)
+            raise MinisummError(f"The {TINY_NEWS} model shipped in {folder} does not load ({error}); reinstall "
+                                f"minisumm, or rebuild it with `minisumm pretrain --out DIR` and pass --model DIR."
+                                ) from None
     elif Path(name).is_dir():
         tokenizer, model = load_local(Path(name), random_init)
     elif Path(name).exists() or name.startswith((".", "/", "~")) or name.count("/") > 1:
