@@ -53,6 +53,7 @@ from tqdm.auto import tqdm
 
 from minisumm.tiny_news import synthetic_news
 from minisumm.tiny_news.probe import copying_probe
+from minisumm.tools import json_files
 from minisumm.tools.atomic import check_writable, staged_folder
 from minisumm.tools.console import library_bars
 from minisumm.config import DataConfig
@@ -71,7 +72,7 @@ CHECKS = 10  # validation loss and copying probe this many times over the run (a
 @dataclass(frozen=True)
 class Recipe:
     """Everything that decides the pretrained weights (recorded in pretrain.json, hashed into its key)."""
-    stories: int = 100_000
+    stories: int = 60_000
     restate: bool = True
     name_tokens: bool = True
     vocab_size: int = 4096
@@ -245,15 +246,20 @@ def pretrain(out: Path | None, recipe: Recipe = Recipe(), show_progress: bool = 
     with writing(f"the {TINY_NEWS} folder {out}", "nothing was written there"), staged_folder(out) as staging:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
-        (staging / "pretrain.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+        (staging / "pretrain.json").write_text(json_files.dumps(report, indent=1) + "\n", encoding="utf-8")
     return model.eval(), tokenizer, report
 
 
 def check(model, tokenizer, val_ids: torch.Tensor, recipe: Recipe, step: int) -> dict:
-    """The validation loss and the copying probe at `step` (the model is back in training mode after)."""
+    """The validation loss and the copying probe at `step`, also as one line on stderr (the model is back in
+    training mode after)."""
     result = {"step": step, "validation_loss": round(validation_loss(model, val_ids, recipe.block_size), 5),
               "copying_probe": copying_probe(model, tokenizer)}
     model.train()
+    probe = result["copying_probe"]
+    print(f"step {step:>6,}/{recipe.steps:,} | validation loss {result['validation_loss']:.4f} | copy gain "
+          f"{probe['gain']:.2f} nats (names {probe['name']['gain']:.2f}, numbers {probe['number']['gain']:.2f})",
+          file=sys.stderr, flush=True)
     return result
 
 
