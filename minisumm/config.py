@@ -42,8 +42,8 @@ def _help(text: str, **extra) -> dict:
 @dataclass
 class ModelConfig:
     model: str = field(default="gpt2", metadata=_help(
-        "Base model: a Hugging Face hub id, a local save_pretrained folder, 'tiny-news' (a 1M-parameter "
-        "GPT-2 pretrained on invented news, built on first use: offline runs that learn) or 'tiny-random' "
+        "Base model: a Hugging Face hub id, a local save_pretrained folder, 'tiny-news' (a 1.6M-parameter "
+        "GPT-2 pretrained on invented news, shipped with minisumm: offline runs that learn) or 'tiny-random' "
         "(random weights, byte-level tokenizer: for tests)."))
     random_init: bool = field(default=False, metadata=_help(
         "Build the model from its config with random weights (a folder with config and tokenizer but "

@@ -129,7 +129,7 @@ def test_a_local_base_folder_is_recorded_by_absolute_path_and_not_copied(tmp_pat
     ("gpt2", False, "gpt2", False),                        # a hub id: PEFT downloads it
     ("openai-community/gpt2", False, "openai-community/gpt2", False),
     ("gpt2", True, None, True),                            # random weights seeded in code: only beside
-    ("tiny-news", False, None, True),                      # minisumm's cache, not the hub
+    ("tiny-news", False, None, True),                      # shipped in minisumm, not on the hub
 ])
 def test_which_base_is_recorded(tmp_path, name, random_init, recorded, beside):
     config = tiny_config("lora")

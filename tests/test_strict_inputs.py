@@ -119,19 +119,22 @@ def test_a_damaged_model_safetensors_in_a_base_model_folder_is_one_sentence(tmp_
         load_model_and_tokenizer(str(tmp_path / "base"))
 
 
-def test_a_damaged_tiny_news_cache_says_how_to_rebuild_it(tmp_path, monkeypatch):
-    from minisumm.tiny_news.pretrain import Recipe
+def test_a_damaged_shipped_tiny_news_says_how_to_get_it_back(tmp_path, monkeypatch):
+    import minisumm.tiny_news
 
-    monkeypatch.setenv("MINISUMM_CACHE", str(tmp_path))
-    folder = tmp_path / "models" / f"tiny-news-{Recipe().key()}"
-    model, tokenizer = load_model_and_tokenizer("tiny-random")  # stands in for the build: same layout
+    folder = tmp_path / "model"
+    model, tokenizer = load_model_and_tokenizer("tiny-random")  # stands in for the shipped model: same layout
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     (folder / "model.safetensors").write_bytes((folder / "model.safetensors").read_bytes()[:1000])
+    monkeypatch.setattr(minisumm.tiny_news, "MODEL_DIR", folder)
     with pytest.raises(MinisummError) as raised:
         load_model_and_tokenizer("tiny-news")
-    assert f"cached in {folder} does not load" in str(raised.value)
-    assert "delete that folder and minisumm builds it again" in str(raised.value)
+    assert f"shipped in {folder} does not load" in str(raised.value)
+    assert "reinstall minisumm, or rebuild it with `minisumm pretrain --out DIR`" in str(raised.value)
+    (folder / "model.safetensors").unlink()
+    with pytest.raises(MinisummError, match="The shipped tiny-news model is missing from .*reinstall minisumm"):
+        load_model_and_tokenizer("tiny-news")
 
 
 # ---------------------------------------------------------------------------------------------- item 14

@@ -1,10 +1,11 @@
-"""tiny-news: the invented-news generator, pretraining on its articles, and every method learning on top of it.
+"""tiny-news: the invented-news generator, its pretraining, the shipped model, and learning on top of it.
 
-A short pretraining (a smaller recipe than the real tiny-news, ~10 s) is built once for this module; the
-learning tests fine-tune it with every method at tiny-news' preset rates, on held-out stories, and compare
-with the same fine-tune of the same architecture left random, which is what pretraining is for.
+A short pretraining (a smaller recipe than the real tiny-news, ~10 s) is built once for this module for the
+tests of the pretraining code; the shipped model (`minisumm/tiny_news/model/`) is checked against its
+recorded recipe and curve, probed for copying, and fine-tuned by the learning tests.
 """
 
+import dataclasses
 import json
 import os
 import re
@@ -16,7 +17,8 @@ import pytest
 import torch
 
 from conftest import tiny_config
-from minisumm.tiny_news import pretrain, synthetic_news
+from minisumm.tiny_news import MODEL_DIR, pretrain, synthetic_news
+from minisumm.tiny_news.probe import copying_probe
 from minisumm.config import METHODS, TINY_NEWS_LR
 from minisumm.data import SAMPLE_DIR
 from minisumm.errors import MinisummError
@@ -26,6 +28,7 @@ from minisumm.training import train
 # Small enough for ~10 s on 2 CPU cores, large enough to learn the articles' language (loss 6.2 -> 2.8).
 QUICK = pretrain.Recipe(stories=1500, vocab_size=512, n_layer=2, n_head=2, n_embd=64, n_positions=512,
                         block_size=128, batch_size=16, steps=300, lr=5e-3, warmup_steps=10)
+SHIPPED = json.loads((MODEL_DIR / "pretrain.json").read_text())
 
 
 def shipped_rows():
@@ -89,8 +92,9 @@ def test_pretraining_learns_the_articles(quick_news):
     assert report["validation_loss_end"] < 0.6 * report["validation_loss_start"]
 
 
-def test_pretrained_folder_loads_in_plain_transformers_with_equal_logits(quick_news, tmp_path):
-    folder, model, tokenizer, _ = quick_news
+def test_the_shipped_folder_loads_in_plain_transformers_with_equal_logits(tmp_path):
+    folder = MODEL_DIR
+    model, tokenizer = load_model_and_tokenizer("tiny-news")
     text = "Heavy rain flooded 40 homes in Ashford on Monday."
     model.eval()
     with torch.no_grad():
@@ -120,21 +124,6 @@ def test_pretraining_is_deterministic_on_cpu(tmp_path):
     assert (tmp_path / "a" / "tokenizer.json").read_bytes() == (tmp_path / "b" / "tokenizer.json").read_bytes()
 
 
-def test_tiny_news_is_built_once_into_the_cache_then_reused(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("MINISUMM_CACHE", str(tmp_path))
-    recipe = pretrain.Recipe(stories=200, vocab_size=280, n_layer=1, n_head=2, n_embd=32, n_positions=128,
-                             block_size=64, batch_size=4, steps=2, warmup_steps=1)
-    folder = pretrain.cached_tiny_news(recipe)
-    assert folder.parent == tmp_path / "models" and (folder / "model.safetensors").is_file()
-    assert "Building tiny-news" in capsys.readouterr().err
-    monkeypatch.setattr(pretrain, "pretrain", lambda *a, **k: pytest.fail("rebuilt a cached model"))
-    assert pretrain.cached_tiny_news(recipe) == folder
-    assert capsys.readouterr().err == ""
-    monkeypatch.setattr(pretrain, "cached_tiny_news", lambda: folder)
-    model, tokenizer = load_model_and_tokenizer("tiny-news")
-    assert model.config.n_embd == 32 and len(tokenizer) == 280
-
-
 def test_pretrain_cli_refuses_an_existing_folder(tmp_path):
     with pytest.raises(MinisummError, match="already exists"):
         pretrain.main(["--out", str(tmp_path)])
@@ -149,11 +138,48 @@ def test_pretrain_cli_refuses_a_recipe_that_cannot_train_before_any_work(flags, 
     assert "\n" not in str(error.value) and not (tmp_path / "new").exists()
 
 
-def test_an_unwritable_cache_is_refused_before_any_training(read_only_dir, monkeypatch):
-    monkeypatch.setenv("MINISUMM_CACHE", str(read_only_dir))
-    monkeypatch.setattr(pretrain, "pretrain", lambda *a, **k: pytest.fail("trained into a read-only cache"))
-    with pytest.raises(MinisummError, match="cannot be written"):
-        pretrain.cached_tiny_news()
+# ------------------------------------------------------------------------------------------------ shipped model
+def test_the_shipped_model_is_what_the_recipe_in_this_code_builds():
+    assert SHIPPED["recipe"] == dataclasses.asdict(pretrain.Recipe())  # the defaults are the shipped recipe
+    assert SHIPPED["recipe_key"] == pretrain.Recipe().key()
+    model, tokenizer = load_model_and_tokenizer("tiny-news")
+    assert SHIPPED["parameters"] == sum(p.numel() for p in model.parameters())
+    config = pretrain.model_config(pretrain.Recipe(), len(tokenizer), tokenizer.eos_token_id)
+    assert {k: getattr(model.config, k) for k in ("n_layer", "n_head", "n_embd", "n_positions", "vocab_size")} == \
+        {k: getattr(config, k) for k in ("n_layer", "n_head", "n_embd", "n_positions", "vocab_size")}
+    assert (MODEL_DIR / "model.safetensors").stat().st_size < 20 * 2**20
+
+
+@pytest.mark.slow
+def test_a_short_rebuild_follows_the_recorded_curve_with_the_same_tokenizer():
+    model, tokenizer, report = pretrain.pretrain(None, pretrain.Recipe(), show_progress=False, stop_after=30)
+    shipped_tokenizer = load_model_and_tokenizer("tiny-news")[1]
+    assert tokenizer.get_vocab() == shipped_tokenizer.get_vocab()
+    rebuilt, recorded = report["train_loss_curve"], SHIPPED["train_loss_curve"][:3]
+    assert [step for step, _ in rebuilt] == [step for step, _ in recorded] == [10, 20, 30]
+    for (_, loss), (_, expected) in zip(rebuilt, recorded):  # bit-for-bit on one machine; across CPUs and
+        assert loss == pytest.approx(expected, rel=2e-3)     # thread counts the sums run in another order
+
+
+def test_the_shipped_model_copies_what_it_has_read_and_a_random_one_does_not():
+    model, tokenizer = load_model_and_tokenizer("tiny-news")
+    probe = copying_probe(model, tokenizer)
+    recorded = SHIPPED["copying_probe_end"]  # recomputed now, equal to what the build recorded (there with the
+    for kind in ("name", "number"):          # fused GELU, here with GPT-2's own: equal to float rounding)
+        assert probe[kind] == pytest.approx(recorded[kind], abs=2e-3)
+    assert probe["name"]["gain"] > 2.0 and probe["number"]["gain"] > 2.0  # nats: it copies names and numbers
+    random_model = pretrain_random(model.config)
+    assert abs(copying_probe(random_model, tokenizer)["gain"]) < 0.3  # the same architecture, untrained
+    assert SHIPPED["copying_probe_start"]["gain"] < 0.3  # and the build's own step 0
+    gains = [check["copying_probe"]["gain"] for check in SHIPPED["checks"]]
+    assert gains[-1] > gains[0] + 2.0
+
+
+def pretrain_random(config):
+    from transformers import GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    return GPT2LMHeadModel(config).eval()
 
 
 # ------------------------------------------------------------------------------------------------ learning
