@@ -10,7 +10,7 @@ from minisumm.config import MethodConfig
 from minisumm.errors import MinisummError
 from minisumm.model import body
 from minisumm.methods.prompt import SoftPrompt
-from minisumm.model import load_model_and_tokenizer
+from minisumm.tools.loading import load_model_and_tokenizer
 
 P = 5
 
@@ -64,11 +64,14 @@ def test_left_padded_rows_equal_each_row_alone():
 def test_the_prompt_changes_the_output_and_gets_the_gradient():
     model, _, _ = tiny_prompt()
     base, _ = load_model_and_tokenizer("tiny-random")
-    ids = torch.randint(0, 256, (1, 6))
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, 256, (1, 6), generator=generator)
     hidden, _, _ = body(model, ids, torch.ones_like(ids))
     plain, _, _ = body(base, ids, torch.ones_like(ids))
     assert not torch.allclose(hidden, plain, atol=1e-3)
-    hidden.sum().backward()
+    # a random projection: hidden.sum() would have no gradient, as each row of ln_f's output (gain 1, bias 0)
+    # sums to zero whatever its input
+    (hidden * torch.randn(hidden.shape, generator=generator)).sum().backward()
     assert model.soft_prompt.embedding.grad is not None and model.soft_prompt.embedding.grad.abs().sum() > 0
 
 

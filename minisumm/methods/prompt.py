@@ -12,13 +12,15 @@ descent finds the words that make it summarise.
 
 With GPT-2 small, P=20 trains 20 × 768 = 15,360 numbers. Details that matter:
 - The prompt goes FIRST, before any left padding, with mask 1, so it takes positions 0…P-1 and the text
-  starts at position P whatever its padding (`forward.body` counts positions over real tokens only).
+  starts at position P whatever its padding (`minisumm.model.body` counts positions over real tokens only).
 - Each virtual token uses one of GPT-2's 1,024 positions: the article budget shrinks by P.
-- Initialisation matters most for small models (the paper's init ablation): the embeddings of a task
-  description ("text", the default) beat embeddings of tokens sampled from the 5,000 most frequent
-  ("vocab"; GPT-2's BPE ids are roughly ordered by merge frequency, so its lowest ids stand in for the
-  most frequent), which beat random vectors ("random": uniform in [-0.5, 0.5] as in the paper; N(0, 1)
-  would put them far off the scale of the learned token embeddings, whose entries are ~0.1 in GPT-2).
+- Initialisation matters most for small models. The paper's ablation compared three: embeddings of the
+  task's class labels won, then embeddings of tokens sampled from the 5,000 most frequent ("vocab"; GPT-2's
+  BPE ids are roughly ordered by merge frequency, so its lowest ids stand in for the most frequent), then
+  random vectors ("random": uniform in [-0.5, 0.5] as in the paper; N(0, 1) would put them far off the
+  scale of the learned token embeddings, whose entries are ~0.1 in GPT-2). Summaries have no class labels;
+  the default here, the embeddings of a task description ("text"), is the nearest kin and PEFT's
+  `PromptTuningInit.TEXT`, not one of the paper's three.
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ def initial_prompt(model, length: int, init: str, text: str = "", tokenizer=None
 
 
 def add_soft_prompt(model, length: int, init: str, text: str = "", tokenizer=None) -> SoftPrompt:
-    """Attach a SoftPrompt as `model.soft_prompt`, where `forward.body` looks for it."""
+    """Attach a SoftPrompt as `model.soft_prompt`, where `minisumm.model.embed` looks for it."""
     soft_prompt = SoftPrompt(initial_prompt(model, length, init, text, tokenizer))
     model.add_module("soft_prompt", soft_prompt)
     return soft_prompt
