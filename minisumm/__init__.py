@@ -8,6 +8,6 @@ __all__ = ["__version__", "load_checkpoint"]
 def __getattr__(name: str):
     """`minisumm.load_checkpoint`, imported on first use: `minisumm --help` need not load torch first."""
     if name == "load_checkpoint":
-        from minisumm.model import load_checkpoint
+        from minisumm.tools.checkpoint import load_checkpoint
         return load_checkpoint
     raise AttributeError(f"module 'minisumm' has no attribute {name!r}")

@@ -1,9 +1,8 @@
 """GPT-2 as minisumm uses it: load it, apply a method, and run its forward pass with a soft prompt in front.
 
-    load_model_and_tokenizer(name)  → (GPT2LMHeadModel, tokenizer)   hub id, local folder, tiny-news, tiny-random
-    build(config)                   → (model, tokenizer, trainable parameters, config as built)
-    load_checkpoint(path)           → (model, tokenizer, config)      a trained run, ready for inference
-    body(model, ids, mask, cache)   → hidden states                   the forward pass every path shares
+    load_gpt2(name)                 → (GPT2LMHeadModel, tokenizer)   a hub id or a local save_pretrained folder
+    build(config, load)             → (model, tokenizer, trainable parameters, config as built)
+    body(model, ids, mask, cache)   → (hidden, mask, cache)          the forward pass every path shares
 
 The forward pass:
 
@@ -12,31 +11,52 @@ The forward pass:
 
 Positions count real tokens only, `position_ids = attention_mask.cumsum(-1) - 1`, so a left-padded prompt
 and a right-padded training example give each token the position it would have alone. A soft prompt's P
-vectors take positions 0…P-1 and the text starts at P. The loss (`minisumm.loss`) and the decoder
-(`minisumm.generate`) both go through `body`.
+vectors take positions 0…P-1 and the text starts at P. The loss (`minisumm.loss`), its faster equal
+(`minisumm.speedups.labelled_positions`) and the decoder (`minisumm.generate`) all go through `embed`, and
+the loss and the decoder through `body`: a method that changes the forward pass changes it there.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
+from transformers import AutoTokenizer, GPT2LMHeadModel
 
 from minisumm import methods
 from minisumm.config import RunConfig
-from minisumm.tools.loading import load_model_and_tokenizer
 
-__all__ = ["load_model_and_tokenizer", "build", "load_checkpoint", "set_dropout", "positions_from_mask", "embed",
-           "body"]
+__all__ = ["load_gpt2", "ready", "build", "set_dropout", "positions_from_mask", "embed", "body"]
 
 
-def build(config: RunConfig):
+def load_gpt2(name: str = "gpt2", **options):
+    """GPT-2 (default: GPT-2 small, 124M, Radford et al. 2019) and its tokenizer, from the Hugging Face hub or
+    a local `save_pretrained` folder. Weights come from safetensors only: a pickle (`pytorch_model.bin`) can
+    run code when loaded. `options` go to both `from_pretrained` calls (`local_files_only=True` offline)."""
+    tokenizer = AutoTokenizer.from_pretrained(name, **options)
+    model = GPT2LMHeadModel.from_pretrained(name, use_safetensors=True, **options)
+    return ready(model, tokenizer)
+
+
+def ready(model, tokenizer):
+    """`(model, tokenizer)` as minisumm uses every GPT-2: fp32, eval mode (dropout off until training asks for
+    it), and pad = EOS, as GPT-2 has no padding token (`minisumm.batching` keeps one real EOS label)."""
+    tokenizer.pad_token = tokenizer.eos_token
+    model.config.pad_token_id = tokenizer.eos_token_id
+    if model.generation_config is not None:
+        model.generation_config.pad_token_id = tokenizer.eos_token_id
+    return model.float().eval(), tokenizer
+
+
+def build(config: RunConfig, load=None):
     """Base model + tokenizer + the method applied: `(model, tokenizer, trainable parameters, config)`.
+
+    `load(config.model)` returns the base model and tokenizer; without it, `load_gpt2(config.model.model)`.
+    The commands pass `minisumm.tools.loading.load`, which also makes tiny-random, tiny-news and
+    `--random-init` models and turns every failure into one sentence.
 
     The returned config is a copy of `config` as built: its `data.max_length` is lowered to the model's
     positions when it asks for more (tiny-random has 512). The caller's config is left as it was.
     """
-    model, tokenizer = load_model_and_tokenizer(config.model.model, random_init=config.model.random_init)
+    model, tokenizer = load(config.model) if load is not None else load_gpt2(config.model.model)
     config = RunConfig.from_dict(config.to_dict())  # a copy: the caller's settings stay the caller's
     if config.data.max_length > model.config.n_positions:
         config.data.max_length = model.config.n_positions  # a model with fewer positions caps the layout
@@ -45,18 +65,6 @@ def build(config: RunConfig):
         set_dropout(model, config.model.dropout)
     trainable = methods.apply(model, config.method, tokenizer=tokenizer)
     return model, tokenizer, trainable, config
-
-
-def load_checkpoint(path: str | Path):
-    """`(model, tokenizer, config)` ready for inference from a run folder or its `best/` or `last/`."""
-    from minisumm.tools import checkpoint
-
-    folder = checkpoint.resolve(path)
-    config = checkpoint.read_config(folder)
-    weights = checkpoint.read_tensors(folder / checkpoint.WEIGHTS)
-    model, tokenizer, _, config = build(config)
-    methods.load_trainable_state_dict(model, weights)
-    return model.eval(), tokenizer, config
 
 
 def set_dropout(model, p: float) -> None:

@@ -4,6 +4,8 @@ from pathlib import Path
 
 from minisumm.errors import MinisummError
 
+TINY_NEWS = "tiny-news"  # the --model name of the pretrained model (`minisumm.tiny_news.pretrain`)
+EOS = "<|endoftext|>"  # GPT-2's end-of-text token, shared by every tokenizer minisumm makes
 MODEL_DIR = Path(__file__).parent / "model"  # the shipped tiny-news (a save_pretrained folder + pretrain.json)
 
 

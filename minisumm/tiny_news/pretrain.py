@@ -59,7 +59,7 @@ from minisumm.tools.console import library_bars
 from minisumm.config import DataConfig
 from minisumm.errors import MinisummError, run_cli, writing
 from minisumm.tools.flags import FlagParser
-from minisumm.tools.loading import EOS, TINY_NEWS
+from minisumm.tiny_news import EOS, TINY_NEWS
 from minisumm.speedups.fused_gelu import use_fused_gelu
 from minisumm.schedule import lr_at
 

@@ -142,6 +142,21 @@ def read_tensors(path: Path) -> dict[str, torch.Tensor]:
     return tensors
 
 
+def load_checkpoint(path: str | Path):
+    """`(model, tokenizer, config)` ready for inference from a run folder or its `best/` or `last/`: the base
+    model rebuilt from the stored config (`minisumm.model.build`), the trained weights loaded into it."""
+    from minisumm import methods
+    from minisumm.model import build
+    from minisumm.tools.loading import load
+
+    folder = resolve(path)
+    config = read_config(folder)
+    weights = read_tensors(folder / WEIGHTS)
+    model, tokenizer, _, config = build(config, load)
+    methods.load_trainable_state_dict(model, weights)
+    return model.eval(), tokenizer, config
+
+
 # ---------------------------------------------------------------------------------------------- optimizer
 def optimizer_to_safe(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
     """Split an optimizer state dict into tensors (for safetensors) and the rest (for JSON): no pickle."""

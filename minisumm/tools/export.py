@@ -49,12 +49,11 @@ from minisumm import __version__, methods
 from minisumm.config import DecodeConfig, RunConfig
 from minisumm.errors import MinisummError, run_cli, writing
 from minisumm.tools.flags import FlagParser
-from minisumm.model import load_checkpoint, load_model_and_tokenizer
 from minisumm.tools import folder_lock, json_files
 from minisumm.tools.console import library_bars
 from minisumm.tools.atomic import check_writable, staged_folder, write_file, write_json, write_text
-from minisumm.tools.checkpoint import CHECKPOINT_NAMES, read_config, resolve, run_of
-from minisumm.tools.loading import TINY_NEWS, TINY_RANDOM
+from minisumm.tools.checkpoint import CHECKPOINT_NAMES, load_checkpoint, read_config, resolve, run_of
+from minisumm.tools.loading import TINY_NEWS, TINY_RANDOM, load_model_and_tokenizer
 from minisumm.tools.model_card import Facts, hf_card, peft_card
 from minisumm.tools.peft_format import peft_adapter
 from minisumm.tools.run_folder import check_overwrite, run_inputs

@@ -1,4 +1,5 @@
-"""Loading GPT-2 and its tokenizer, with one clear sentence for every way it can fail.
+"""Loading GPT-2 and its tokenizer as the commands do: `minisumm.model.load_gpt2`, the plain path, wrapped with
+the models minisumm makes itself and one clear sentence for every way it can fail.
 
 `load_model_and_tokenizer(name, random_init=False)` accepts
 - a Hugging Face hub id (default `gpt2`, the 124M GPT-2 small of Radford et al. 2019);
@@ -8,11 +9,12 @@
   tokenizer built in code (256 byte tokens + `<|endoftext|>`), so tests need no files and no network;
 - `tiny-news`: a 4-layer, 128-wide GPT-2 pretrained on invented news until it copies names and numbers
   (`minisumm.tiny_news.pretrain`), shipped in the package: the offline model on which fine-tuning learns.
+`load(model_config)` is the same for a `ModelConfig`, the form `minisumm.model.build` takes as its `load`.
 
 Weights are read from safetensors only: a folder that holds only a pickle (`pytorch_model.bin`) is refused
 with the one-line conversion. An offline machine asks the hub once (`minisumm.tools.hub`) and then loads
-from the local cache or says in one sentence what to use instead. The padding token is EOS, as GPT-2 has
-none; the data pipeline keeps one real EOS label per example.
+from the local cache or says in one sentence what to use instead. Every model leaves through
+`minisumm.model.ready`: fp32, eval mode, pad = EOS.
 """
 
 from __future__ import annotations
@@ -23,12 +25,13 @@ import torch
 from safetensors import SafetensorError
 from transformers import AutoConfig, AutoTokenizer, GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerBase
 
+from minisumm.config import ModelConfig
 from minisumm.errors import MinisummError, first_line
+from minisumm.model import load_gpt2, ready
+from minisumm.tiny_news import EOS, TINY_NEWS
 
 TINY_RANDOM = "tiny-random"
-TINY_NEWS = "tiny-news"
 TINY_SEED = 1234
-EOS = "<|endoftext|>"
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
 PICKLED_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json")  # never loaded: unpickling runs code
 
@@ -71,53 +74,54 @@ def _random_model(config: GPT2Config) -> GPT2LMHeadModel:
         return GPT2LMHeadModel(config)
 
 
+def load(model_config: ModelConfig) -> tuple[GPT2LMHeadModel, PreTrainedTokenizerBase]:
+    """The base model and tokenizer `model_config` names (`minisumm.model.build`'s `load`)."""
+    return load_model_and_tokenizer(model_config.model, random_init=model_config.random_init)
+
+
 def load_model_and_tokenizer(name: str = "gpt2", random_init: bool = False
                              ) -> tuple[GPT2LMHeadModel, PreTrainedTokenizerBase]:
     """Return a GPT-2 language model (eval mode, fp32) and its tokenizer, with pad = EOS."""
     if name == TINY_RANDOM:
         tokenizer = byte_level_tokenizer()
-        model = _random_model(tiny_random_config(len(tokenizer)))
+        model, tokenizer = ready(_random_model(tiny_random_config(len(tokenizer))), tokenizer)
     elif name == TINY_NEWS:
         from minisumm.tiny_news import shipped_model
 
         folder = shipped_model()
         try:
-            tokenizer, model = load_local(folder, random_init)
+            model, tokenizer = load_local(folder, random_init)
         except MinisummError as error:  # a damaged install (a full disk, an edit)
             raise MinisummError(f"The {TINY_NEWS} model shipped in {folder} does not load ({error}); reinstall "
                                 f"minisumm, or rebuild it with `minisumm pretrain --out DIR` and pass --model DIR."
                                 ) from None
     elif Path(name).is_dir():
-        tokenizer, model = load_local(Path(name), random_init)
+        model, tokenizer = load_local(Path(name), random_init)
     elif Path(name).exists() or name.startswith((".", "/", "~")) or name.count("/") > 1:
         raise MinisummError(f"Model folder {name} does not exist (or is not a folder); give a hub id like "
                             f"'gpt2', a local save_pretrained folder, 'tiny-news' or 'tiny-random'.")
     else:
-        tokenizer, model = load_hub(name, random_init)
+        model, tokenizer = load_hub(name, random_init)
     check_gpt2(model.config, name)
     if len(tokenizer) > model.config.vocab_size:
         raise MinisummError(f"The tokenizer of {name} has {len(tokenizer):,} tokens but the model's vocabulary "
                             f"has {model.config.vocab_size:,}: they do not belong together; use the tokenizer "
                             f"saved with the model.")
-    tokenizer.pad_token = tokenizer.eos_token
-    model.config.pad_token_id = tokenizer.eos_token_id
-    if model.generation_config is not None:
-        model.generation_config.pad_token_id = tokenizer.eos_token_id
-    return model.float().eval(), tokenizer
+    return model, tokenizer
 
 
 def load_local(folder: Path, random_init: bool):
     if not (folder / "config.json").is_file():
         raise MinisummError(f"Model folder {folder} has no config.json; it should be a save_pretrained folder "
                             f"(config.json, weights and tokenizer files).")
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(folder)
-    except (OSError, ValueError, TypeError) as error:
-        raise MinisummError(f"Could not load a tokenizer from {folder} ({first_line(error)}); the folder needs "
-                            f"the tokenizer files that save_pretrained writes.") from None
-    has_weights = any((folder / f).is_file() for f in WEIGHT_FILES)
     if random_init:
-        return tokenizer, _random_model(GPT2Config.from_pretrained(folder))
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(folder)
+        except (OSError, ValueError, TypeError) as error:
+            raise MinisummError(f"Could not load a tokenizer from {folder} ({first_line(error)}); the folder "
+                                f"needs the tokenizer files that save_pretrained writes.") from None
+        return ready(_random_model(GPT2Config.from_pretrained(folder)), tokenizer)
+    has_weights = any((folder / f).is_file() for f in WEIGHT_FILES)
     pickled = [name for name in PICKLED_WEIGHTS if (folder / name).is_file()]
     if not has_weights and pickled:
         raise MinisummError(f"Model folder {folder} holds its weights only as {pickled[0]}, a pickle file that "
@@ -130,11 +134,10 @@ def load_local(folder: Path, random_init: bool):
                             f"--random-init to build it with random weights (for speed and memory "
                             f"measurements only), or point to a folder with model.safetensors.")
     try:
-        model = GPT2LMHeadModel.from_pretrained(folder, use_safetensors=True)
-    except (OSError, ValueError, RuntimeError, SafetensorError) as error:  # truncated, or not safetensors
-        raise MinisummError(f"Could not load the weights in {folder} ({first_line(error)}); the files may be "
-                            f"corrupt or from another model.") from None
-    return tokenizer, model
+        return load_gpt2(str(folder))
+    except (OSError, ValueError, TypeError, RuntimeError, SafetensorError) as error:  # truncated, not safetensors
+        raise MinisummError(f"Could not load the weights in {folder} or its tokenizer ({first_line(error)}); the "
+                            f"files may be corrupt or from another model.") from None
 
 
 def load_hub(name: str, random_init: bool):
@@ -142,12 +145,12 @@ def load_hub(name: str, random_init: bool):
 
     cache_only = {"local_files_only": not hub.reachable()}  # offline: the local cache or a clear error, fast
     try:
-        tokenizer = AutoTokenizer.from_pretrained(name, **cache_only)
         if random_init:
+            tokenizer = AutoTokenizer.from_pretrained(name, **cache_only)
             config = AutoConfig.from_pretrained(name, **cache_only)
             check_gpt2(config, name)
-            return tokenizer, _random_model(config)
-        return tokenizer, GPT2LMHeadModel.from_pretrained(name, **cache_only)
+            return ready(_random_model(config), tokenizer)
+        return load_gpt2(name, **cache_only)
     except MinisummError:
         raise
     except Exception as error:  # hub errors come as OSError, HTTP and connection errors of several libraries
