@@ -1,12 +1,16 @@
 """Batched, KV-cached greedy decoding, written out by hand over `minisumm.model.body`.
 
-    prompts (left-padded) ──body, empty cache──► soft prompt + prompt in the cache, logits of the last token
-        ──► pick a token per row ──body, 1 token, cache──► next logits ──► ... until EOS or max_new_tokens
+    prompts (left-padded) ──prefill: body, empty cache──► soft prompt + prompt in the cache, next-token log-probs
+        ──► ban_tokens, pick a token per row ──decode_step: body, 1 token, cache──► next log-probs
+        ──► ... until EOS or max_new_tokens
 
-Every model call goes through `model.body`, the same forward as training, so a soft prompt is prepended
+Every model call goes through `minisumm.model.body`, the same forward as training, so a soft prompt is prepended
 exactly once (in the prefill, while the cache is empty) and positions count real tokens only: a left-padded
 prompt gives each token the position it would have alone. Decode steps pass their position explicitly,
 `(real tokens so far, soft prompt included) - 1`, read off the running attention mask.
+
+`prefill`, `decode_step` and `ban_tokens` are the steps every search takes: `greedy` here, beam search
+(`--beams K`) in `minisumm.tools.beam_search`, which `generate` runs when it is passed as `search`.
 
 Choices made here (transformers' `generate` has flags for each):
 - Rows that have finished are dropped from the batch and the cache, so
@@ -15,7 +19,6 @@ Choices made here (transformers' `generate` has flags for each):
   `no_repeat_ngram_size` on a decoder-only model also counts the prompt, which for summarisation forbids
   copying any three article words in a row; encoder-decoder summarisers (BART on CNN/DM) only ever see
   their own output, and we follow them.
-- Beam search (`--beams K`) lives in `minisumm.tools.beam_search`, over the same prefill and steps.
 - Precision: decoding runs in the model's own dtype. For bf16 or fp16 the caller casts the model
   (`model.to(torch.bfloat16)`, after merging LoRA in fp32) instead of using autocast: weights and KV
   cache take half the memory and every step reads 2-byte weights, where autocast would cast each frozen
@@ -32,28 +35,27 @@ import torch
 import torch.nn.functional as F
 from transformers import DynamicCache
 
-from minisumm.config import DecodeConfig
 from minisumm.errors import MinisummError
 from minisumm.model import body
 
 
 def generate(model, prompts: list[list[int]], *, eos_id: int, pad_id: int, max_new_tokens: int = 128,
-             min_new_tokens: int = 0, num_beams: int = 1, no_repeat_ngram: int = 3, length_penalty: float = 1.0,
-             batch_size: int | None = None, progress: Callable[[int], object] | None = None) -> list[list[int]]:
+             min_new_tokens: int = 0, no_repeat_ngram: int = 3, batch_size: int | None = None,
+             progress: Callable[[int], object] | None = None, search=None) -> list[list[int]]:
     """Continue each prompt; return the new token ids per prompt (no prompt, no final EOS), in input order.
 
-    `num_beams == 1` is greedy decoding, more is beam search. `no_repeat_ngram` 0 turns the n-gram ban off.
+    `search(model, input_ids, attention_mask, *, eos_id, max_new_tokens, min_new_tokens, no_repeat_ngram)`
+    decodes one left-padded batch: `greedy` by default. `no_repeat_ngram` 0 turns the n-gram ban off.
     `batch_size` prompts are decoded together (all of them when None); callers that sort prompts by length
     first waste less compute on padding. `progress(n)` is called after each batch with its number of prompts
     (a progress bar's `update`). The model runs in eval mode under `torch.inference_mode()` and is put back
     in the mode it was in.
     """
-    _check_arguments(model, prompts, max_new_tokens, min_new_tokens, num_beams, no_repeat_ngram, batch_size)
+    _check_arguments(model, prompts, max_new_tokens, min_new_tokens, no_repeat_ngram, batch_size)
     if max_new_tokens == 0:
         return [[] for _ in prompts]
+    search = search or greedy
     batch_size = batch_size or len(prompts)
-    settings = dict(eos_id=eos_id, max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens,
-                    no_repeat_ngram=no_repeat_ngram)
     was_training = model.training
     model.eval()
     outputs = []
@@ -62,12 +64,8 @@ def generate(model, prompts: list[list[int]], *, eos_id: int, pad_id: int, max_n
             for start in range(0, len(prompts), batch_size):
                 input_ids, attention_mask = left_pad(prompts[start:start + batch_size], pad_id,
                                                      model.lm_head.weight.device)
-                if num_beams == 1:
-                    outputs += _greedy(model, input_ids, attention_mask, **settings)
-                else:
-                    from minisumm.tools.beam_search import beam_search
-                    outputs += beam_search(model, input_ids, attention_mask, num_beams=num_beams,
-                                           length_penalty=length_penalty, **settings)
+                outputs += search(model, input_ids, attention_mask, eos_id=eos_id, max_new_tokens=max_new_tokens,
+                                  min_new_tokens=min_new_tokens, no_repeat_ngram=no_repeat_ngram)
                 if progress is not None:
                     progress(input_ids.shape[0])
     finally:
@@ -86,15 +84,19 @@ def left_pad(prompts: list[list[int]], pad_id: int, device) -> tuple[torch.Tenso
     return input_ids.to(device), attention_mask.to(device)
 
 
-def _prefill(model, input_ids: torch.Tensor, attention_mask: torch.Tensor):
-    """Run the whole prompt (soft prompt included) into a fresh cache; log-probs of each row's next token."""
+def prefill(model, input_ids: torch.Tensor, attention_mask: torch.Tensor):
+    """Run the whole left-padded prompt (B, T), soft prompt included, into a fresh KV cache.
+
+    Returns `(log_probs, full_mask, cache)`: each row's next-token log-probs (B, V) in float32, the attention
+    mask over everything now in the cache (B, P+T), and the cache, which `decode_step` continues."""
     cache = DynamicCache(config=model.config)
     hidden, full_mask, cache = body(model, input_ids, attention_mask, cache)  # (B, T, C), (B, P+T)
     return _log_probs(model, hidden), full_mask, cache
 
 
-def _decode_step(model, tokens: torch.Tensor, full_mask: torch.Tensor, cache):
-    """Feed one new token per row (B,) through the cache; return next-token log-probs and the grown mask."""
+def decode_step(model, tokens: torch.Tensor, full_mask: torch.Tensor, cache):
+    """Feed one new token per row (B,) through the cache; returns `(log_probs, full_mask, cache)` as `prefill`
+    does, the mask one column longer. The rows must be those of `full_mask` and the cache (reorder both first)."""
     full_mask = torch.cat([full_mask, full_mask.new_ones((full_mask.shape[0], 1))], dim=1)  # (B, S+1)
     # The new token's position is the number of real tokens before it: soft prompt + prompt + generated.
     position_ids = full_mask.sum(-1, keepdim=True) - 1  # (B, 1)
@@ -107,9 +109,10 @@ def _log_probs(model, hidden: torch.Tensor) -> torch.Tensor:
     return F.log_softmax(model.lm_head(hidden[:, -1]).float(), dim=-1)
 
 
-def _ban(log_probs: torch.Tensor, histories: list[list[int]], step: int, eos_id: int, min_new_tokens: int,
-         no_repeat_ngram: int) -> torch.Tensor:
-    """Set banned tokens to -inf in place: EOS before `min_new_tokens`, tokens that would repeat an n-gram."""
+def ban_tokens(log_probs: torch.Tensor, histories: list[list[int]], step: int, eos_id: int, min_new_tokens: int,
+               no_repeat_ngram: int) -> torch.Tensor:
+    """Set banned tokens of (B, V) `log_probs` to -inf in place, row b given its generated tokens `histories[b]`
+    at decoding step `step`: EOS before `min_new_tokens`, tokens that would repeat an n-gram of the history."""
     if step < min_new_tokens:
         log_probs[:, eos_id] = float("-inf")
     if no_repeat_ngram > 0:
@@ -133,13 +136,13 @@ def repeated_ngram_tokens(history: list[int], n: int) -> set[int]:
     return {history[i + n - 1] for i in range(len(history) - n + 1) if history[i:i + n - 1] == tail}
 
 
-def _greedy(model, input_ids, attention_mask, *, eos_id, max_new_tokens, min_new_tokens, no_repeat_ngram):
+def greedy(model, input_ids, attention_mask, *, eos_id, max_new_tokens, min_new_tokens, no_repeat_ngram):
     """Greedy decoding of one left-padded batch; finished rows leave the batch and the cache."""
-    log_probs, full_mask, cache = _prefill(model, input_ids, attention_mask)
+    log_probs, full_mask, cache = prefill(model, input_ids, attention_mask)
     outputs = [[] for _ in range(input_ids.shape[0])]
     alive = list(range(input_ids.shape[0]))  # which example each remaining row belongs to
     for step in range(max_new_tokens):
-        _ban(log_probs, [outputs[i] for i in alive], step, eos_id, min_new_tokens, no_repeat_ngram)
+        ban_tokens(log_probs, [outputs[i] for i in alive], step, eos_id, min_new_tokens, no_repeat_ngram)
         next_tokens = log_probs.argmax(-1)  # (B,)
         keep = []
         for row, token in enumerate(next_tokens.tolist()):
@@ -153,7 +156,7 @@ def _greedy(model, input_ids, attention_mask, *, eos_id, max_new_tokens, min_new
             cache.reorder_cache(keep_rows)  # index_select on the batch dimension of every layer
             full_mask, next_tokens = full_mask[keep_rows], next_tokens[keep_rows]
             alive = [alive[row] for row in keep]
-        log_probs, full_mask, cache = _decode_step(model, next_tokens, full_mask, cache)
+        log_probs, full_mask, cache = decode_step(model, next_tokens, full_mask, cache)
     return outputs
 
 
@@ -162,38 +165,13 @@ def decode_texts(tokenizer, generated_ids: list[list[int]]) -> list[str]:
     return [text.strip() for text in tokenizer.batch_decode(generated_ids, skip_special_tokens=True)]
 
 
-def summarize(model, tokenizer, articles: list[str], data_cfg, prefix_tokens: int, decode: DecodeConfig, *,
-              batch_size: int | None = None, progress: Callable[[int], object] | None = None) -> list[str]:
-    """Summarise `articles` (same order out as in): encode, batch by length, decode, detokenise.
-
-    Prompts are built by `batching.encode_prompt` exactly as in training (article truncated so that the
-    soft prompt, article, separator and `decode.max_new_tokens` fit the model's positions). They are decoded
-    longest first, so similar lengths share a batch (less padding) and an out-of-memory error shows at once.
-    `batch_size` and `progress` go to `generate`.
-    """
-    from minisumm.batching import encode_prompt
-
-    prompts = [encode_prompt(tokenizer, article, data_cfg, prefix_tokens, decode.max_new_tokens)
-               for article in articles]
-    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
-    generated = generate(model, [prompts[i] for i in order], eos_id=tokenizer.eos_token_id,
-                         pad_id=tokenizer.pad_token_id, max_new_tokens=decode.max_new_tokens,
-                         min_new_tokens=decode.min_new_tokens, num_beams=decode.beams,
-                         no_repeat_ngram=decode.no_repeat_ngram, length_penalty=decode.length_penalty,
-                         batch_size=batch_size, progress=progress)
-    in_input_order: list[list[int]] = [[] for _ in articles]
-    for position, index in enumerate(order):
-        in_input_order[index] = generated[position]
-    return decode_texts(tokenizer, in_input_order)
-
-
-def _check_arguments(model, prompts, max_new_tokens, min_new_tokens, num_beams, no_repeat_ngram, batch_size):
+def _check_arguments(model, prompts, max_new_tokens, min_new_tokens, no_repeat_ngram, batch_size):
     if not prompts:
         raise MinisummError("No prompts to generate from; pass at least one prompt.")
     if any(len(p) == 0 for p in prompts):
         raise MinisummError("A prompt is empty; every prompt needs at least one token (the article and separator).")
     for name, value, least in (("max_new_tokens", max_new_tokens, 0), ("min_new_tokens", min_new_tokens, 0),
-                               ("num_beams", num_beams, 1), ("no_repeat_ngram", no_repeat_ngram, 0)):
+                               ("no_repeat_ngram", no_repeat_ngram, 0)):
         if value < least:
             raise MinisummError(f"{name} must be at least {least}; got {value}.")
     if batch_size is not None and batch_size < 1:

@@ -1,5 +1,7 @@
 """Beam search over the KV-cached steps of `minisumm.generate`: `--beams K` instead of greedy decoding.
 
+    generate(model, prompts, ..., search=with_beams(K, length_penalty))   instead of the default, greedy
+
 Beam search (Graves 2012; Sutskever et al. 2014): beams are rows of the batch. A finished hypothesis
 scores `sum of token log-probs / length ** length_penalty` (transformers' form; Wu et al. 2016 divide by
 `((5 + length) / 6) ** alpha`), its length counting the generated tokens with the EOS. An example stops
@@ -11,16 +13,26 @@ token for token (tested).
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
-from minisumm.generate import _ban, _decode_step, _prefill
+from minisumm.errors import MinisummError
+from minisumm.generate import ban_tokens, decode_step, prefill
+
+
+def with_beams(num_beams: int, length_penalty: float = 1.0):
+    """`minisumm.generate.generate`'s `search` for beam search with `num_beams` beams."""
+    if num_beams < 1:
+        raise MinisummError(f"num_beams must be at least 1; got {num_beams}.")
+    return functools.partial(beam_search, num_beams=num_beams, length_penalty=length_penalty)
 
 
 def beam_search(model, input_ids, attention_mask, *, num_beams, length_penalty, eos_id, max_new_tokens,
                  min_new_tokens, no_repeat_ngram):
     """Beam search of one left-padded batch; row `e * num_beams + k` holds beam k of example e."""
     beams = num_beams
-    log_probs, full_mask, cache = _prefill(model, input_ids, attention_mask)  # prompts run once, not per beam
+    log_probs, full_mask, cache = prefill(model, input_ids, attention_mask)  # prompts run once, not per beam
     cache.batch_repeat_interleave(beams)
     log_probs = log_probs.repeat_interleave(beams, dim=0)  # (E*K, V)
     full_mask = full_mask.repeat_interleave(beams, dim=0)
@@ -35,7 +47,7 @@ def beam_search(model, input_ids, attention_mask, *, num_beams, length_penalty, 
 
     for step in range(max_new_tokens):
         last_step = step == max_new_tokens - 1
-        _ban(log_probs, histories, step, eos_id, min_new_tokens, no_repeat_ngram)
+        ban_tokens(log_probs, histories, step, eos_id, min_new_tokens, no_repeat_ngram)
         scores = (beam_scores.view(-1, 1) + log_probs).view(len(alive), beams * vocab)  # (E, K*V)
         # 2K candidates always hold K that are not EOS (each beam offers one EOS at most).
         top_scores, top_index = scores.topk(2 * beams, dim=-1)  # (E, 2K)
@@ -69,5 +81,5 @@ def beam_search(model, input_ids, attention_mask, *, num_beams, length_penalty, 
         full_mask = full_mask[beam_index]
         beam_scores = torch.tensor(next_scores, device=log_probs.device).view(len(alive), beams)
         tokens = torch.tensor(next_tokens, device=log_probs.device)
-        log_probs, full_mask, cache = _decode_step(model, tokens, full_mask, cache)
+        log_probs, full_mask, cache = decode_step(model, tokens, full_mask, cache)
     return [max(hypotheses, key=lambda h: h[0])[1] if hypotheses else [] for hypotheses in finished]
