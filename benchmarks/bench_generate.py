@@ -7,7 +7,7 @@ Per method:
 - plain: the base model;
 - lora:  LoRA (r=8 on q, k, v) with random B, merged into the weights as for evaluation;
 - prompt: a 20-token soft prompt; transformers gets it as `inputs_embeds` = [soft prompt, token embeddings]
-  with the matching mask, the same layout `forward.body` builds.
+  with the matching mask, the same layout `minisumm.model.body` builds.
 Reported: generated tokens per second (batch × new tokens / best wall time of --repeats runs), the same for
 transformers, the speedup, and whether both produced the same tokens. The two decoders take turns, so a
 busy machine slows both alike; on a shared CPU still repeat a run before trusting a ratio.
@@ -34,7 +34,7 @@ from minisumm.tools.atomic import write_json  # noqa: E402
 from minisumm.config import MethodConfig  # noqa: E402
 from minisumm.errors import MinisummError  # noqa: E402
 from minisumm.generate import generate, left_pad  # noqa: E402
-from minisumm.model import load_model_and_tokenizer  # noqa: E402
+from minisumm.tools.loading import load_model_and_tokenizer  # noqa: E402
 
 SHARED_GPT2 = _common.SHARED_GPT2
 METHODS = ("plain", "lora", "prompt")

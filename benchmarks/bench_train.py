@@ -8,9 +8,9 @@ tokens (labelled), no padding. minisumm's model is set up the trainer's way
 the reference's the usual way (transformers' SDPA attention and GELU; its stock
 `activation_checkpointing_enable({"use_reentrant": False})`). The difference is the forward pass and loss:
 
-    minisumm   forward.label_loss: the last block and the LM head at the S labelled positions only,
-               loss = sum / count; GPT-2's GELU fused; on CPU with dropout, attention in causal blocks
-               (minisumm/attention.py)
+    minisumm   minisumm.speedups.label_loss: the last block and the LM head at the S labelled positions
+               only, loss = sum / count; GPT-2's GELU fused; on CPU with dropout, attention in causal blocks
+               (minisumm/speedups/block_attention.py)
     reference  transformers' own `model(input_ids, attention_mask, labels).loss`: logits at every position,
                a B × T × 50,257 tensor (a soft prompt goes in as inputs_embeds, its labels -100)
 
@@ -66,7 +66,8 @@ from minisumm.device import autocast, resolve_device, resolve_precision  # noqa:
 from minisumm.errors import MinisummError  # noqa: E402
 from minisumm.batching import IGNORE_INDEX  # noqa: E402
 from minisumm.speedups.labelled_positions import label_loss  # noqa: E402
-from minisumm.model import load_model_and_tokenizer, set_dropout  # noqa: E402
+from minisumm.model import set_dropout  # noqa: E402
+from minisumm.tools.loading import load_model_and_tokenizer  # noqa: E402
 from minisumm.training import make_optimizer  # noqa: E402
 from minisumm.speedups import prepare_for_training  # noqa: E402
 

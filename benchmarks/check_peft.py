@@ -29,9 +29,10 @@ from minisumm import methods
 from minisumm.batching import encode_prompt
 from minisumm.config import RunConfig
 from minisumm.generate import generate
-from minisumm.model import body, build, load_checkpoint
-from minisumm.tools.checkpoint import save_checkpoint
+from minisumm.model import body, build
+from minisumm.tools.checkpoint import load_checkpoint, save_checkpoint
 from minisumm.tools.export import export
+from minisumm.tools.loading import load
 
 
 def minisumm_summary(checkpoint, article: str) -> str:
@@ -56,7 +57,7 @@ def main() -> None:
         config.model.model, config.method.method, config.method.lora_targets = "tiny-random", method, targets
         config.data.max_length = 512
         torch.manual_seed(0)
-        model, tokenizer, params, config = build(config)
+        model, tokenizer, params, config = build(config, load)
         with torch.no_grad():
             for param in params:  # move away from LoRA's zero init so the check means something
                 param.add_(torch.randn_like(param) * 0.3)

@@ -19,8 +19,8 @@ prepended later by the model, but their positions are counted here):
 - Text is cut by characters (10 per token of the budget) before tokenising, so a 100,000-word article
   costs no more than a short one: GPT-2 tokens average about 4 characters of English.
 
-`StepBatches` says which examples each optimizer step trains on. Loading and tokenising whole splits, with an
-on-disk cache, is `minisumm.tools.token_cache.build_datasets`.
+`StepBatches` says which examples each optimizer step trains on. Loading and tokenising whole splits is
+`minisumm.training.encode_splits` (train.py adds an on-disk cache: `minisumm.tools.token_cache`).
 """
 
 from __future__ import annotations

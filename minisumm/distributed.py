@@ -42,6 +42,11 @@ def launched() -> bool:
     return "RANK" in os.environ and "WORLD_SIZE" in os.environ
 
 
+def rank() -> int:
+    """This process's index among all processes (torchrun sets RANK); 0 for a single process."""
+    return int(os.environ.get("RANK", "0"))
+
+
 def local_rank() -> int:
     """This process's index on its machine (torchrun sets LOCAL_RANK); 0 for a single process."""
     return int(os.environ.get("LOCAL_RANK", "0"))

@@ -1,9 +1,9 @@
 """The training objective: next-token cross-entropy on the summary and its EOS, as a sum and a count.
 
-    hidden  = body(model, input_ids, attention_mask)         (B, T, C)   model.body: soft prompt, positions
-    keep    = labels[:, 1:] != -100                           (B, T-1)    where a label exists
-    logits  = lm_head(hidden[:, :-1][keep])                   (N, V)      the LM head at those N positions only
-    loss    = cross_entropy(logits, labels[:, 1:][keep], reduction="sum"),  N
+    hidden, _, _ = body(model, input_ids, attention_mask)   (B, T, C)   model.body: soft prompt, positions
+    keep   = labels[:, 1:] != -100                           (B, T-1)    where a label exists
+    logits = lm_head(hidden[:, :-1][keep])                   (N, V)      the LM head at those N positions only
+    loss   = cross_entropy(logits, labels[:, 1:][keep], reduction="sum"),  N
 
 Labels follow transformers' convention: aligned with `input_ids`, -100 (`IGNORE_INDEX`) where no loss is
 taken, so the hidden state at t predicts the label at t+1. Only the summary and one EOS carry labels
@@ -16,8 +16,9 @@ summaries have different lengths. Dividing every micro-batch's sum by the token 
 weights every summary token the same, which is exactly the gradient of one big batch; a mean of
 per-batch means would over-weight short summaries.
 
-Training and evaluation run `minisumm.speedups.labelled_positions.label_loss`, which computes the same
-numbers and also skips most of the last block at unlabelled positions; the tests prove the two equal.
+By default training and evaluation run `minisumm.speedups.labelled_positions.label_loss`, which computes the
+same numbers and also skips most of the last block at unlabelled positions (the tests prove the two equal);
+with `--no-speedups` they run this one, so a breakpoint here stops in every step and every validation.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from minisumm.speedups import block_attention as attention
 from minisumm.speedups.block_attention import CausalDropoutAttention, draw_keep, use_block_attention
 from minisumm.speedups.labelled_positions import label_loss
-from minisumm.model import load_model_and_tokenizer
+from minisumm.tools.loading import load_model_and_tokenizer
 
 
 def plain_attention(q, k, v, allowed, keep, p, scale):
@@ -88,6 +88,6 @@ def test_gpt2_uses_the_blocks_only_when_training_with_dropout_on_cpu(monkeypatch
     model.train()
     loss_sum, count = label_loss(model, ids, mask, labels)
     (loss_sum / count).backward()
-    blocks = model.config.n_layer - 1  # the last block runs at the labelled positions only (forward.py)
+    blocks = model.config.n_layer - 1  # the last block runs at the labelled positions only (labelled_positions.py)
     assert len(calls) == blocks and torch.isfinite(loss_sum)
     assert model.config._attn_implementation == attention.NAME

@@ -15,7 +15,7 @@ from minisumm.tools.token_cache import build_datasets, tokenize_splits
 from minisumm.config import DataConfig
 from minisumm.data import Example
 from minisumm.errors import MinisummError
-from minisumm.model import load_model_and_tokenizer
+from minisumm.tools.loading import load_model_and_tokenizer
 
 GPT2_DIR = Path("/work/shared/gpt2")
 CNNDM_SAMPLE = Path("/work/shared/data/cnndm-test-sample20.jsonl")

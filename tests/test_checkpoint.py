@@ -10,7 +10,9 @@ from safetensors.torch import save_file
 from conftest import tiny_config
 from minisumm import methods
 from minisumm.tools.checkpoint import FORMAT_VERSION, save_checkpoint
-from minisumm.model import build, load_checkpoint
+from minisumm.model import build
+from minisumm.tools.checkpoint import load_checkpoint
+from minisumm.tools.loading import load
 from minisumm.errors import MinisummError
 
 
@@ -22,7 +24,7 @@ def saved(tmp_path, method="lora", model="tiny-random", **method_settings):
     for name, value in method_settings.items():
         setattr(config.method, name, value)
     torch.manual_seed(0)
-    model, _, params, _ = build(config)
+    model, _, params, _ = build(config, load)
     with torch.no_grad():
         for p in params:
             p.add_(torch.randn_like(p) * 0.1)

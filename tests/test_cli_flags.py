@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from minisumm.model import load_checkpoint
+from minisumm.tools.checkpoint import load_checkpoint
 from minisumm.tools.data_files import read_rows
 from minisumm.errors import MinisummError, run_cli
 from minisumm.cli.train import main as train_main

@@ -11,7 +11,7 @@ from minisumm.device import (low_precision_dtype, peak_memory_mb, reset_peak_mem
                              set_rng_state)
 from minisumm.errors import run_cli
 from minisumm.cli.evaluate import main as evaluate_main
-from minisumm.training import train
+from minisumm.tools.training_run import train
 
 CPU = torch.device("cpu")
 

@@ -147,7 +147,8 @@ def test_help_states_each_default_once_and_the_one_argparse_uses(make_parser):
         assert text.count("(default:") <= 1, action.dest
         if action.default not in (None, False, argparse.SUPPRESS):  # a value the user gets without asking
             assert text.count("(default:") == 1, f"{action.dest}'s default is not in its help"
-            assert f"(default: {action.default!r})" in text, action.dest
+            shown = ("on" if action.default else "off") if isinstance(action.default, bool) else repr(action.default)
+            assert f"(default: {shown})" in text, action.dest  # a switch's default as config.py states it
         stated += text.count("(default:")
     # the formatter adds none of its own (ArgumentDefaultsHelpFormatter would add "(default: None)" to --out)
     assert " ".join(p.format_help().split()).count("(default:") == stated

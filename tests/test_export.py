@@ -9,11 +9,11 @@ import torch
 from safetensors.torch import load_file
 
 from minisumm import methods
-from minisumm.model import load_checkpoint
+from minisumm.tools.checkpoint import load_checkpoint
 from minisumm.errors import MinisummError, run_cli
 from minisumm.tools.export import main as export_main
 from minisumm.tools.loading import TINY_RANDOM
-from minisumm.model import load_model_and_tokenizer
+from minisumm.tools.loading import load_model_and_tokenizer
 from test_checkpoint import saved
 
 # Runs in a fresh interpreter where importing minisumm fails, as on a machine without it.

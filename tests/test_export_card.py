@@ -20,7 +20,9 @@ from minisumm.batching import encode_prompt
 from minisumm.config import DecodeConfig
 from minisumm.errors import MinisummError
 from minisumm.generate import generate
-from minisumm.model import build, load_checkpoint
+from minisumm.model import build
+from minisumm.tools.checkpoint import load_checkpoint
+from minisumm.tools.loading import load
 from minisumm.tools.checkpoint import save_checkpoint
 from minisumm.tools.export import export
 from minisumm.tools.model_card import Facts, hf_card
@@ -133,7 +135,7 @@ def test_scores_of_another_checkpoint_stay_out_of_the_card(hf_export, tmp_path):
 def test_a_run_with_no_room_for_an_article_at_decoding_is_refused_in_one_sentence(tmp_path):
     config = tiny_config("full", tmp_path)
     config.data.max_length, config.data.max_summary_tokens = 64, 16  # valid for training, < 128 new tokens
-    model, _, _, _ = build(config)
+    model, _, _, _ = build(config, load)
     save_checkpoint(tmp_path / "run" / "best", config, methods.trainable_state_dict(model))
     with pytest.raises(MinisummError, match="leaves no room for an article"):
         export(tmp_path / "run" / "best", "hf", tmp_path / "hf")

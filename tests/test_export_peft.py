@@ -10,7 +10,9 @@ from safetensors.torch import load_file
 from transformers import AutoTokenizer, GPT2LMHeadModel
 
 from minisumm.errors import run_cli
-from minisumm.model import body, load_checkpoint, load_model_and_tokenizer
+from minisumm.model import body
+from minisumm.tools.checkpoint import load_checkpoint
+from minisumm.tools.loading import load_model_and_tokenizer
 from minisumm.tools.export import BASE_FOLDER, main as export_main, peft_base
 from minisumm.tools.loading import TINY_RANDOM
 from conftest import tiny_config

@@ -10,12 +10,12 @@ import torch
 
 from minisumm.config import MethodConfig
 from minisumm.errors import MinisummError
-from minisumm.tools.beam_search import beam_search
-from minisumm.generate import (decode_texts, generate, left_pad, repeated_ngram_tokens,
-                               summarize)
+from minisumm.tools.beam_search import beam_search, with_beams
+from minisumm.tools.decoding import summarize
+from minisumm.generate import decode_texts, generate, greedy, left_pad, repeated_ngram_tokens
 from transformers import GPT2LMHeadModel
 
-from minisumm.model import load_model_and_tokenizer
+from minisumm.tools.loading import load_model_and_tokenizer
 from minisumm.tools.loading import tiny_random_config
 
 NEVER = 256  # the tiny model's real EOS: the lively model never produces it in these tests
@@ -77,6 +77,12 @@ def uncached_greedy(model, prompt, max_new_tokens, eos_id=NEVER):
     return out
 
 
+def decode(model, prompts, num_beams=1, length_penalty=1.0, **settings):
+    """`generate` with greedy search, or beam search for more than one beam (as `minisumm.tools.decoding`)."""
+    search = greedy if num_beams == 1 else with_beams(num_beams, length_penalty)
+    return generate(model, prompts, search=search, **settings)
+
+
 @pytest.mark.parametrize("method, merged", [(None, False), ("lora", False), ("lora", True), ("prompt", False)])
 def test_cached_batched_greedy_equals_uncached_one_at_a_time(method, merged):
     model = lively_model()
@@ -106,9 +112,9 @@ def test_batched_equals_one_at_a_time(num_beams, method):
         model = with_method(model, method)
     prompts = random_prompts()
     settings = dict(eos_id=255, pad_id=NEVER, max_new_tokens=12, num_beams=num_beams)
-    together = generate(model, prompts, **settings)
-    assert generate(model, prompts, batch_size=4, **settings) == together
-    assert [generate(model, [p], **settings)[0] for p in prompts] == together
+    together = decode(model, prompts, **settings)
+    assert decode(model, prompts, batch_size=4, **settings) == together
+    assert [decode(model, [p], **settings)[0] for p in prompts] == together
 
 
 NEAR_TIE_NATS = 0.1  # bf16 keeps 8 significant bits: logits of a few units move by ~0.01-0.03
@@ -173,8 +179,8 @@ def test_matches_transformers_generate(eos_id, num_beams, length_penalty):
     """Greedy and beam search (early_stopping=True) equal transformers' on a left-padded batch."""
     model = lively_model()
     prompts = random_prompts()
-    ours = generate(model, prompts, eos_id=eos_id, pad_id=NEVER, max_new_tokens=20, num_beams=num_beams,
-                    length_penalty=length_penalty, no_repeat_ngram=0)
+    ours = decode(model, prompts, eos_id=eos_id, pad_id=NEVER, max_new_tokens=20, num_beams=num_beams,
+                  length_penalty=length_penalty, no_repeat_ngram=0)
     theirs = _hf_generate(model, prompts, eos_id, max_new_tokens=20, num_beams=num_beams,
                           length_penalty=length_penalty, early_stopping=True)
     assert ours == theirs
@@ -186,7 +192,7 @@ def test_beam_search_with_one_beam_is_greedy():
     prompts = random_prompts()
     settings = dict(eos_id=255, max_new_tokens=20, min_new_tokens=3, no_repeat_ngram=2)
     input_ids, attention_mask = left_pad(prompts, NEVER, "cpu")
-    with torch.inference_mode():  # generate() sends num_beams=1 to the greedy loop: call the beam loop itself
+    with torch.inference_mode():  # the beam loop itself, with one beam
         beam = beam_search(model, input_ids, attention_mask, num_beams=1, length_penalty=1.0, **settings)
     greedy = generate(model, prompts, pad_id=NEVER, **settings)
     assert beam == greedy
@@ -207,7 +213,7 @@ def test_beam_search_scores_at_least_greedy():
     prompts = random_prompts()
     settings = dict(eos_id=NEVER, pad_id=NEVER, max_new_tokens=10, no_repeat_ngram=0)
     greedy = generate(model, prompts, **settings)
-    beam = generate(model, prompts, num_beams=5, **settings)
+    beam = decode(model, prompts, num_beams=5, **settings)
     greedy_scores = [_sum_log_prob(model, p, g) for p, g in zip(prompts, greedy)]
     beam_scores = [_sum_log_prob(model, p, b) for p, b in zip(prompts, beam)]
     assert all(b >= g - 1e-4 for b, g in zip(beam_scores, greedy_scores))
@@ -223,10 +229,10 @@ def test_no_repeated_ngrams(num_beams):
     model = lively_model()
     prompts = random_prompts()
     settings = dict(eos_id=NEVER, pad_id=NEVER, max_new_tokens=30, num_beams=num_beams)
-    free = generate(model, prompts, no_repeat_ngram=0, **settings)
+    free = decode(model, prompts, no_repeat_ngram=0, **settings)
     assert any(len(set(_ngrams(o, 3))) < len(_ngrams(o, 3)) for o in free)  # repeats happen without the ban
     for n in (2, 3):
-        for out in generate(model, prompts, no_repeat_ngram=n, **settings):
+        for out in decode(model, prompts, no_repeat_ngram=n, **settings):
             assert len(out) == 30 and len(set(_ngrams(out, n))) == len(_ngrams(out, n))
 
 
@@ -255,7 +261,7 @@ def test_min_new_tokens_holds_back_eos():
     free = generate(model, prompts, **settings)
     assert min(len(o) for o in free) < 6  # some rows end early on their own
     for num_beams in (1, 3):
-        held = generate(model, prompts, min_new_tokens=6, num_beams=num_beams, **settings)
+        held = decode(model, prompts, min_new_tokens=6, num_beams=num_beams, **settings)
         assert all(len(o) >= 6 and 137 not in o for o in held)
 
 
@@ -269,7 +275,7 @@ def test_generate_restores_mode_and_checks_arguments():
     with pytest.raises(MinisummError, match="positions"):
         generate(model, [[1] * 1000], eos_id=NEVER, pad_id=NEVER, max_new_tokens=30)
     with pytest.raises(MinisummError, match="num_beams"):
-        generate(model, [[1]], eos_id=NEVER, pad_id=NEVER, num_beams=0)
+        decode(model, [[1]], eos_id=NEVER, pad_id=NEVER, num_beams=0)
 
 
 def test_decode_texts_strips_and_drops_eos():
@@ -293,7 +299,7 @@ def test_summarize_keeps_input_order_and_matches_one_at_a_time():
     expected = []
     for article in articles:
         prompt = encode_prompt(tokenizer, article, data_cfg, 0, 10)
-        expected += decode_texts(tokenizer, generate(model, [prompt], eos_id=tokenizer.eos_token_id,
-                                                     pad_id=tokenizer.pad_token_id, max_new_tokens=10, num_beams=2))
+        expected += decode_texts(tokenizer, decode(model, [prompt], eos_id=tokenizer.eos_token_id,
+                                                   pad_id=tokenizer.pad_token_id, max_new_tokens=10, num_beams=2))
     assert texts == expected
     assert len(set(texts)) == 3

@@ -10,7 +10,7 @@ from minisumm.tools.peft_format import peft_adapter
 from minisumm.config import MethodConfig
 from minisumm.model import body
 from minisumm.methods.lora import LoRAConv1D, lora_modules
-from minisumm.model import load_model_and_tokenizer
+from minisumm.tools.loading import load_model_and_tokenizer
 
 C = 16  # width of the hand-built layers
 

@@ -11,7 +11,7 @@ from minisumm.model import body, positions_from_mask
 from minisumm import loss as plain
 from minisumm.speedups import labelled_positions as fast
 from minisumm.speedups.labelled_positions import label_loss, labelled_hidden
-from minisumm.model import load_model_and_tokenizer
+from minisumm.tools.loading import load_model_and_tokenizer
 
 
 def test_positions_count_real_tokens_only():

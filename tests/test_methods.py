@@ -14,7 +14,7 @@ from minisumm.errors import MinisummError
 from minisumm.batching import IGNORE_INDEX
 from minisumm.model import body
 from minisumm.speedups.labelled_positions import label_loss
-from minisumm.model import load_model_and_tokenizer
+from minisumm.tools.loading import load_model_and_tokenizer
 
 # every method, small enough for the tiny model; "random" prompt init needs no tokenizer
 CONFIGS = {

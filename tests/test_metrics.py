@@ -11,7 +11,7 @@ from rouge_score import rouge_scorer
 from minisumm.errors import MinisummError
 from minisumm.loss import evaluation_loss
 from minisumm.metrics import lead3, rouge_scores, split_sentences
-from minisumm.model import load_model_and_tokenizer
+from minisumm.tools.loading import load_model_and_tokenizer
 
 ROUGE = ["rouge1", "rouge2", "rougeL", "rougeLsum"]
 

@@ -7,7 +7,7 @@ from transformers import GPT2Config, GPT2LMHeadModel
 from minisumm.tools import hub
 from minisumm.errors import MinisummError
 from minisumm.tools.loading import byte_level_tokenizer
-from minisumm.model import load_model_and_tokenizer
+from minisumm.tools.loading import load_model_and_tokenizer
 
 
 def test_tiny_random_is_the_same_model_every_call_and_leaves_the_rng_alone():
@@ -123,11 +123,12 @@ def test_a_model_folder_with_only_pytorch_model_bin_is_refused_never_unpickled(t
 def test_build_returns_the_config_as_built_and_leaves_the_caller_s_alone():
     from minisumm.config import RunConfig
     from minisumm.model import build
+    from minisumm.tools.loading import load
 
     config = RunConfig()
     config.model.model, config.method.method = "tiny-random", "lora"
     assert config.data.max_length == 1024
-    model, _, trainable, built = build(config)
+    model, _, trainable, built = build(config, load)
     assert built.data.max_length == model.config.n_positions == 512  # capped at the model's positions
     assert config.data.max_length == 1024 and built is not config
     assert len(trainable) > 0 and built.method == config.method

@@ -16,37 +16,41 @@ from minisumm import methods
 from minisumm.errors import run_cli
 from minisumm.cli.evaluate import main as evaluate_main
 from minisumm.loss import label_loss as plain_label_loss
-from minisumm.training import fit, setup, train, train_step
+from minisumm.tools.training_run import fit, record, start, train
+from minisumm.training import train_step
 
 
 def fp16_run(tmp_path, fused: bool):
-    """A full fine-tuning run in fp16 on the CPU, set up but not started; no dropout, no validation in steps."""
+    """A full fine-tuning run in fp16 on the CPU as train.py sets it up, not started; no dropout, no validation
+    in steps."""
     config = tiny_config("full", tmp_path, max_steps=5, eval_every=1000, precision="fp16", lr=1e-2)
     config.model.dropout = 0.0
-    t = setup(config, tmp_path / "run", show_progress=False)
+    r = start(config, tmp_path / "run", show_progress=False)
     # fused: the GPU's AdamW kernel, which takes the scaler's inf flag itself (it runs on a CPU too)
-    t.optimizer = torch.optim.AdamW(t.params, lr=1e-2, fused=fused)
-    return t
+    r.t.optimizer = torch.optim.AdamW(r.t.params, lr=1e-2, fused=fused)
+    return r
 
 
-def logged_grad_norm(t) -> float:
-    records = [json.loads(line) for line in (t.run.path / "metrics.jsonl").read_text().splitlines()]
-    return [r for r in records if r["type"] == "train"][-1]["grad_norm"]
+def logged_grad_norm(r):
+    records = [json.loads(line) for line in (r.run.path / "metrics.jsonl").read_text().splitlines()]
+    return [x for x in records if x["type"] == "train"][-1]["grad_norm"]
 
 
 @pytest.mark.parametrize("fused", [False, True])
 def test_an_overflowed_fp16_step_is_skipped_and_the_scale_halves(tmp_path, fused):
-    t = fp16_run(tmp_path, fused)
+    r = fp16_run(tmp_path, fused)
+    t = r.t
     t.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**40)  # fp16 gradients overflow at this scale
     before = [p.detach().clone() for p in t.params]
-    train_step(t)
-    assert logged_grad_norm(t) is None  # not finite: strict JSON writes it as null
+    step = train_step(t)
+    record(r, step)  # as train.py logs it
+    assert not math.isfinite(step.grad_norm)
+    assert logged_grad_norm(r) is None  # not finite: strict JSON writes it as null
     assert all(torch.equal(a, b) for a, b in zip(before, t.params))  # skipped
     assert t.scaler.get_scale() == 2.0**39 and all(p.grad is None for p in t.params)
 
     t.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)  # the next step at a sane scale updates
-    train_step(t)
-    assert math.isfinite(logged_grad_norm(t))
+    assert math.isfinite(train_step(t).grad_norm)
     assert not all(torch.equal(a, b) for a, b in zip(before, t.params))
     assert t.scaler.get_scale() == 2.0**10  # grows only after 2,000 clean steps
 
@@ -56,7 +60,7 @@ def test_clipping_sees_the_unscaled_gradients(tmp_path, fused, monkeypatch):
     """With the loss scaled by 1024, the norm logged is the true one and the update gets gradients clipped to
     --max-grad-norm; clipping before unscaling would log 1024 x the norm and step with max_norm / 1024. The true
     norm is worked out outside the loop: step 0's micro-batches through the plain loss, unscaled."""
-    t = fp16_run(tmp_path, fused)
+    t = fp16_run(tmp_path, fused).t
     micro_batches = t.batches.for_step(0)
     tokens = sum(int((b["labels"][:, 1:] != -100).sum()) for b in micro_batches)
     for batch in micro_batches:
@@ -72,8 +76,7 @@ def test_clipping_sees_the_unscaled_gradients(tmp_path, fused, monkeypatch):
         stepped.append(float(torch.nn.utils.get_total_norm([p.grad for p in t.params]))), real_step(self, *a, **k))[1])
     t.scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
     t.config.train.max_grad_norm = max_norm = true_norm / 4
-    train_step(t)
-    assert logged_grad_norm(t) == pytest.approx(true_norm, rel=1e-2)
+    assert train_step(t).grad_norm == pytest.approx(true_norm, rel=1e-2)
     assert stepped == [pytest.approx(max_norm, rel=1e-3)]
 
 
@@ -85,9 +88,9 @@ def test_low_precision_training_and_evaluation_on_cpu(precision, tmp_path):
     for name in ("fp32", precision):
         config = tiny_config("lora", tmp_path, max_steps=2, eval_every=2, precision=name, lr=1e-2)
         config.model.dropout = 0.0
-        trainer = setup(config, tmp_path / name, show_progress=False)
+        trainer = start(config, tmp_path / name, show_progress=False)
         runs[name] = fit(trainer)
-        trained = methods.trainable_state_dict(trainer.model)
+        trained = methods.trainable_state_dict(trainer.t.model)
         assert {v.dtype for v in trained.values()} == {torch.float32}
         first = json.loads((tmp_path / name / "metrics.jsonl").read_text().splitlines()[1])  # step 0 validation
         runs[name]["baseline"] = first["val_loss"]

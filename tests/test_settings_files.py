@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from minisumm.model import load_checkpoint
+from minisumm.tools.checkpoint import load_checkpoint
 from minisumm.errors import MinisummError
-from minisumm.training import setup
+from minisumm.tools.training_run import start
 from test_checkpoint import saved
 from test_training_faults import trained_run
 
@@ -59,5 +59,5 @@ def test_a_malformed_trainer_state_is_one_sentence_and_resume_refuses(tmp_path, 
     trainer, run, _ = trained_run(tmp_path, steps=1)
     edit_json(run / "last" / "trainer_state.json", change)
     with pytest.raises(MinisummError, match="cannot be resumed") as raised:
-        setup(trainer.config, run, resume=True, show_progress=False)
+        start(trainer.t.config, run, resume=True, show_progress=False)
     assert names in str(raised.value)

@@ -86,7 +86,7 @@ def test_a_training_run_with_tensorboard_writes_what_metrics_jsonl_holds(tmp_pat
     import json
 
     from conftest import tiny_config
-    from minisumm.training import train
+    from minisumm.tools.training_run import train
 
     run = tmp_path / "run"
     config = tiny_config("lora", tmp_path, max_steps=3, eval_every=2, tensorboard=True)

@@ -22,8 +22,8 @@ from minisumm.tiny_news.probe import copying_probe
 from minisumm.config import METHODS, TINY_NEWS_LR
 from minisumm.data import SAMPLE_DIR
 from minisumm.errors import MinisummError
-from minisumm.model import load_model_and_tokenizer
-from minisumm.training import train
+from minisumm.tools.loading import load_model_and_tokenizer
+from minisumm.tools.training_run import train
 
 # Small enough for ~10 s on 2 CPU cores, large enough to learn the articles' language (loss 6.2 -> 2.8).
 QUICK = pretrain.Recipe(stories=1500, vocab_size=512, n_layer=2, n_head=2, n_embd=64, n_positions=512,

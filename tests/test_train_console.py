@@ -6,7 +6,7 @@ import re
 
 from minisumm.cli.train import main as train_main
 from minisumm.errors import run_cli
-from minisumm.model import load_model_and_tokenizer
+from minisumm.tools.loading import load_model_and_tokenizer
 from test_cli import SMALL
 
 FLAGS = [*SMALL, "--method", "lora", "--max-steps", "4", "--eval-every", "2", "--log-every", "1"]

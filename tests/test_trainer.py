@@ -16,8 +16,9 @@ from minisumm.config import MethodConfig
 from minisumm.errors import MinisummError
 from minisumm.speedups.labelled_positions import label_loss
 from minisumm.speedups import enable_activation_checkpointing
-from minisumm.model import load_model_and_tokenizer
-from minisumm.training import fit, make_optimizer, setup, train
+from minisumm.tools.loading import load_model_and_tokenizer
+from minisumm.tools.training_run import fit, start, train
+from minisumm.training import make_optimizer
 
 
 def last_weights(run):
@@ -77,12 +78,12 @@ def test_early_stopping_restores_the_best_weights(tmp_path, monkeypatch):
     monkeypatch.setattr(training, "validation_loss", lambda t: next(scripted))
     config = tiny_config("lora", tmp_path, eval_every=1, patience=3, max_steps=20, lr=1e-2)
     run = tmp_path / "run"
-    trainer = setup(config, run, show_progress=False)
+    trainer = start(config, run, show_progress=False)
     summary = fit(trainer)
     assert summary["steps"] == 5  # best at step 2, then 3 evaluations without improvement
     assert summary["best_step"] == 2 and summary["best_val_loss"] == 3.0 and summary["stopped_early"]
     best = load_file(run / "best" / "weights.safetensors")
-    current = methods.trainable_state_dict(trainer.model)
+    current = methods.trainable_state_dict(trainer.t.model)
     assert all(torch.equal(best[name], current[name].cpu()) for name in best)
     assert not all(torch.equal(best[name], last_weights(run)[name]) for name in best)  # last/ moved on
 
@@ -141,7 +142,7 @@ def test_non_empty_run_folder_is_refused(tmp_path):
     run.mkdir()
     (run / "notes.txt").write_text("keep me")
     with pytest.raises(MinisummError, match="is not empty; pass --resume"):
-        setup(tiny_config("lora", tmp_path, max_steps=1), run, show_progress=False)
+        start(tiny_config("lora", tmp_path, max_steps=1), run, show_progress=False)
     assert (run / "notes.txt").read_text() == "keep me"
 
 
@@ -164,7 +165,7 @@ def test_run_folder_contents_and_summary(tmp_path):
 @pytest.mark.parametrize("method", ["prompt", "lora", "last-layers"])
 def test_gradient_checkpointing_gives_the_same_gradients(method):
     """On a 4-block model; last-layers trains blocks 2 and 3. Block 3 (the last) runs outside checkpointing,
-    at the labelled positions only (forward.last_block_at)."""
+    at the labelled positions only (`minisumm.speedups.labelled_positions.last_block_at`)."""
     grads, block_calls = [], []
     for checkpointing in (False, True):
         _, tokenizer = load_model_and_tokenizer("tiny-random")
@@ -200,11 +201,11 @@ def test_a_run_that_fails_to_start_leaves_nothing_and_keeps_what_it_would_overwr
     config.data.data = str(tmp_path / "missing.jsonl")
     run = tmp_path / "run"
     with pytest.raises(MinisummError, match="does not exist"):
-        setup(config, run, show_progress=False)
+        start(config, run, show_progress=False)
     assert not run.exists()
     run.mkdir()  # an earlier run (--overwrite replaces only what minisumm wrote)
     (run / "summary.json").write_text("{}")
     (run / "config.json").write_text(json.dumps(config_record(tiny_config("lora"))))
     with pytest.raises(MinisummError, match="does not exist"):
-        setup(config, run, overwrite=True, show_progress=False)
+        start(config, run, overwrite=True, show_progress=False)
     assert (run / "summary.json").read_text() == "{}"

@@ -20,6 +20,7 @@ from minisumm.data import SAMPLE_DIR
 from minisumm.loss import label_loss
 from minisumm.model import build
 from minisumm.schedule import lr_at
+from minisumm.tools.loading import load
 from minisumm.training import fit, setup, train_step
 
 SUMMARIES = ["Yes.", "The bridge opened on Monday.", "Police said nobody was hurt in the fire at the mill.",
@@ -40,7 +41,8 @@ def varied_summaries(tmp_path):
 
 
 def full_run(tmp_path, **train):
-    """Full fine-tuning on tiny-random, no dropout, no validation inside the steps, set up but not started."""
+    """Full fine-tuning on tiny-random, no dropout, no validation inside the steps, set up but not started
+    (the lesson's own `setup`: no run folder)."""
     config = tiny_config("full", tmp_path, eval_every=1000, lr=1e-2, max_grad_norm=0.0, epochs=10, **train)
     config.model.dropout = 0.0
     config.data.data = ""
@@ -48,7 +50,7 @@ def full_run(tmp_path, **train):
     config.data.train_size = config.data.validation_size = "all"
     config.data.max_summary_tokens = 128  # no summary is capped: label counts differ
     config.data.group_by_length = False
-    return setup(config, tmp_path / "run", show_progress=False)
+    return setup(config, load=load)
 
 
 def record_gradients(t) -> list[dict[str, torch.Tensor]]:
@@ -63,7 +65,7 @@ def record_gradients(t) -> list[dict[str, torch.Tensor]]:
 def plain_gradient(t, micro_batches) -> dict[str, torch.Tensor]:
     """The mean token loss of all `micro_batches` as ONE batch, through the plain loss, on a fresh copy of
     the model at `t`'s current weights."""
-    reference, *_ = build(t.config)
+    reference, *_ = build(t.config, load)
     reference.load_state_dict(t.model.state_dict())
     reference.train()
     tokens = sum(int((b["labels"][:, 1:] != -100).sum()) for b in micro_batches)
@@ -83,7 +85,7 @@ def test_the_learning_rates_the_optimizer_used_follow_lr_at_with_warmup_and_floo
     used = []
     t.optimizer.register_step_pre_hook(lambda optimizer, args, kwargs: used.append(
         {group["lr"] for group in optimizer.param_groups}))
-    fit(t)
+    list(fit(t))
     expected = [lr_at(step, peak=1e-2, warmup_steps=2, total_steps=8, min_lr=1e-3) for step in range(8)]
     assert used == [{lr} for lr in expected]
     assert expected[0] == pytest.approx(5e-3) and expected[1] == pytest.approx(1e-2)  # warmup: 2 of 8 steps

@@ -16,11 +16,12 @@ from safetensors.torch import load_file
 import minisumm.tools.atomic
 from conftest import fill, tiny_config
 from minisumm import training
-from minisumm.training import save_last, train_step
+from minisumm.tools.resume import save_last
+from minisumm.training import train_step
 from minisumm.tools import checkpoint, compare, token_cache
 from minisumm.errors import run_cli
 from minisumm.tools.export import main as export_main
-from minisumm.model import load_model_and_tokenizer
+from minisumm.tools.loading import load_model_and_tokenizer
 from minisumm.cli.train import main as train_main
 from test_checkpoint import saved
 from test_cli import SMALL
@@ -102,8 +103,8 @@ def test_injected_write_errors_in_a_checkpoint_save(tmp_path, monkeypatch, capsy
         raise error
 
     monkeypatch.setattr(checkpoint, "save_file", fail)
-    train_step(trainer)
-    assert run_cli(lambda argv: save_last(trainer), []) == 2
+    train_step(trainer.t)
+    assert run_cli(lambda argv: save_last(trainer.t, trainer.run), []) == 2
     one_error_line(capsys)
     after = weights(run / "last")
     assert all(torch.equal(before[k], after[k]) for k in before)

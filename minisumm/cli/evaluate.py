@@ -6,7 +6,8 @@
     python evaluate.py --baseline zero-shot --model gpt2       # the untrained model with the "TL;DR:" cue
 
 The model is rebuilt from the checkpoint's own config; LoRA is merged before decoding (no extra cost per
-token); the soft prompt goes into the prefill. Writes `eval/metrics.json` and `eval/predictions.jsonl`
+token; with `--no-speedups` it stays beside its weights, and the loss is `minisumm.loss`'s plain one); the
+soft prompt goes into the prefill. Writes `eval/metrics.json` and `eval/predictions.jsonl`
 (id, reference, prediction) in the run folder (or `--out`), and prints a short table. The decoding flags
 are `minisumm.config.DecodeConfig`'s, shared with `summarize`. Progress bars (loss, then decoding) go to a
 terminal's stderr only: piped or logged output stays clean. The output folder is checked and locked
@@ -28,19 +29,20 @@ from tqdm.auto import tqdm
 
 from minisumm import batching, data, methods
 from minisumm.tools import checkpoint, folder_lock, json_files
+from minisumm.tools.checkpoint import load_checkpoint
 from minisumm.tools.atomic import check_writable, write_json, write_text
 from minisumm.tools.console import library_bars
 from minisumm.tools.data_files import SUPPORTED
 from minisumm.tools.run_folder import EVAL_FILES
-from minisumm.config import (DataConfig, DecodeConfig, ModelConfig, RunConfig, add_arguments, check_seed,
-                             section_from_args)
+from minisumm.config import (DataConfig, DecodeConfig, ModelConfig, RunConfig, TrainConfig, add_arguments,
+                             check_seed, section_from_args)
 from minisumm.device import low_precision_dtype, peak_memory_mb, reset_peak_memory, resolve_device, resolve_precision
 from minisumm.errors import WRITE_ERRORS, MinisummError, run_cli, writing
 from minisumm.tools.flags import FlagParser
-from minisumm.generate import summarize
-from minisumm.loss import evaluation_loss
-from minisumm.model import build, load_checkpoint
-from minisumm.speedups import label_loss
+from minisumm.tools.decoding import summarize
+from minisumm.tools.loading import load
+from minisumm import loss, speedups
+from minisumm.model import build
 from minisumm.metrics import BASELINES, ROUGE_TYPES, lead3, rouge_scores
 from minisumm.facts import copy_precision
 from minisumm.tiny_news.facts import fact_scores
@@ -77,6 +79,7 @@ def parser(prog: str = "evaluate.py") -> argparse.ArgumentParser:
                    help="Precision of the loss (autocast) and of decoding (the model cast to it); "
                         "auto: bf16/fp16 on CUDA, fp32 on CPU. (default: %(default)r)")
     p.add_argument("--seed", type=int, default=0, help="Seed of the bootstrap intervals. (default: %(default)r)")
+    add_arguments(p, TrainConfig, only=("speedups",))
     p.add_argument("--out", default=None, help="Output folder. (default: <run>/eval, or runs/baseline-<name>/eval)")
     p.add_argument("--no-progress", action="store_true",
                    help="No progress bars (they are only ever drawn on a terminal).")
@@ -124,7 +127,8 @@ def _evaluate(args, decode: DecodeConfig) -> tuple[dict, list, list[str]]:
         reset_peak_memory(device)  # the loss and the decoding each report their own peak
         results.update(_loss(model, tokenizer, examples, data_cfg, prefix, args, device, precision))
         results["loss_peak_memory_mb"] = peak_memory_mb(device)
-        methods.merge(model)  # LoRA: fold B·A into the weights, so decoding costs what the base model costs
+        if args.speedups:
+            methods.merge(model)  # LoRA: fold B·A into the weights, so decoding costs what the base model costs
         if low_precision_dtype(precision) is not None:  # decode in the model's own dtype, without autocast
             model.to(low_precision_dtype(precision))    # (why: minisumm.generate's docstring)
         reset_peak_memory(device)
@@ -213,7 +217,7 @@ def _load(args):
     if args.baseline == "lead3":
         return None, None, config
     config.method.method = "full"  # nothing is trained; "full" adds no module to the base model
-    model, tokenizer, _, config = build(config)
+    model, tokenizer, _, config = build(config, load)
     return model.eval(), tokenizer, config
 
 
@@ -244,7 +248,8 @@ def _loss(model, tokenizer, examples, data_cfg, prefix, args, device, precision)
                                  shuffle=False, group_by_length=False)
     batches = (batching.collate([encoded[i] for i in ids], tokenizer.eos_token_id) for ids in order)
     with _progress_bar(args, "loss", "batch", len(order), batches) as bar:
-        result = evaluation_loss(model, bar, device, precision, label_loss)
+        label_loss = speedups.label_loss if args.speedups else loss.label_loss  # the same sum and count
+        result = loss.evaluation_loss(model, bar, device, precision, label_loss)
     return {"loss": result["loss"], "perplexity": result["perplexity"], "loss_tokens": result["tokens"]}
 
 

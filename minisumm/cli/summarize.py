@@ -19,12 +19,12 @@ from pathlib import Path
 from minisumm import methods
 from minisumm.cli.evaluate import decode_config
 from minisumm.tools.console import library_bars
-from minisumm.config import DecodeConfig, add_arguments
-from minisumm.model import load_checkpoint
+from minisumm.config import DecodeConfig, TrainConfig, add_arguments
+from minisumm.tools.checkpoint import load_checkpoint
 from minisumm.device import low_precision_dtype, resolve_device, resolve_precision
 from minisumm.errors import MinisummError, run_cli
 from minisumm.tools.flags import FlagParser
-from minisumm.generate import summarize
+from minisumm.tools.decoding import summarize
 from minisumm.metrics import split_sentences
 
 # What a terminal acts on instead of showing: C0 controls but tab and newline, DEL, C1 controls (0x9b is a
@@ -71,6 +71,7 @@ def parser(prog: str = "python -m minisumm.cli.summarize") -> argparse.ArgumentP
                    help="A UTF-8 text file, or - for standard input. (default: %(default)r)")
     add_arguments(p, DecodeConfig)
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto. (default: %(default)r)")
+    add_arguments(p, TrainConfig, only=("speedups",))
     return p
 
 
@@ -82,7 +83,8 @@ def main(argv=None, prog: str = "python -m minisumm.cli.summarize") -> int:
     library_bars(True)  # transformers' "Loading weights" bar on a terminal only
     model, tokenizer, config = load_checkpoint(args.checkpoint)
     model.to(device)
-    methods.merge(model)
+    if args.speedups:
+        methods.merge(model)  # LoRA folded into its weights: decoding costs what the base model costs
     dtype = low_precision_dtype(resolve_precision("auto", device))  # bf16 or fp16 on a GPU, None on a CPU
     if dtype is not None:
         model.to(dtype)  # decode in the model's own dtype, without autocast (minisumm.generate's docstring)

@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import signal
 import sys
 import time
 from pathlib import Path
 
-from minisumm import config as cfg
+from minisumm import config as cfg, distributed
 from minisumm.tools import folder_lock, tensorboard
 from minisumm.tools.atomic import check_writable
 from minisumm.tools.config_files import chosen_settings, read_settings
@@ -33,7 +32,7 @@ from minisumm.tools.interrupt import raising
 
 # Settings a resumed run may change: they decide how long the loop runs and where, not what it computes.
 RESUME_FLAGS = ("epochs", "max_steps", "patience", "eval_every", "eval_batches", "log_every", "device",
-                "precision", "grad_checkpointing", "cache_dir", "tensorboard")
+                "precision", "grad_checkpointing", "cache_dir", "tensorboard", "speedups")
 # Settings that only one method reads; giving them with another method is probably a mistake.
 METHOD_FLAGS = {"prompt": ("prompt_length", "prompt_init", "prompt_init_text"),
                 "lora": ("lora_rank", "lora_alpha", "lora_dropout", "lora_targets"),
@@ -159,7 +158,7 @@ def warn_unused(config: cfg.RunConfig, given: dict, in_file: set[str] = frozense
 
 
 def main(argv=None, prog: str = "train.py") -> int:
-    from minisumm import training
+    from minisumm.tools import training_run
     from minisumm.tools.console import summary_text
 
     args = parse(argv, prog)
@@ -176,7 +175,7 @@ def main(argv=None, prog: str = "train.py") -> int:
         warn_unused(config, given, chosen_settings(args.config) if args.config else set(), args.config)
         out = Path(args.out or f"runs/{config.method.method}-{time.strftime('%Y%m%d-%H%M%S')}")
         overrides = {}
-    is_main = int(os.environ.get("RANK", "0")) == 0
+    is_main = distributed.rank() == 0
     if is_main:
         check_writable(out, "--resume" if args.resume else "--out")  # before the lock beside it is made
     before = _stamp(out / "config.json")
@@ -185,14 +184,14 @@ def main(argv=None, prog: str = "train.py") -> int:
             if args.resume:  # read under the lock: another process may be writing the run
                 config, overrides = resume_config(out, given)
                 check_last(out, config)
-            run = training.setup(config, out, resume=bool(args.resume), overwrite=args.overwrite,
-                                 show_progress=not args.no_progress)
+            run = training_run.start(config, out, resume=bool(args.resume), overwrite=args.overwrite,
+                                     show_progress=not args.no_progress)
             if overrides:
                 run.run.log({"type": "resume_overrides", "settings": overrides})
-            summary = training.fit(run)
+            summary = training_run.fit(run)
     except Interrupted as stop:
         raise Interrupted(stop.signum, stop_message(stop.signum, out, bool(args.resume), before)) from None
-    if not run.dist.is_main:
+    if not run.t.dist.is_main:
         return 0
     if "interrupted" in summary:
         print(summary["message"])

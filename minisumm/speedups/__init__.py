@@ -4,8 +4,9 @@
     block_attention.py     causal attention with dropout in query blocks, on CPU       (= PyTorch's SDPA math path)
     fused_gelu.py          GPT-2's tanh GELU as one fused kernel                       (= transformers' GELU)
 
-`prepare_for_training(model, grad_checkpointing)` is what every training run applies; the loss function is
-`labelled_positions.label_loss`.
+`prepare_for_training(model, grad_checkpointing)` is what every training run applies, and
+`labelled_positions.label_loss` the loss it trains with; with `--no-speedups` (`TrainConfig.speedups`) a run
+keeps GPT-2's own attention and GELU and trains with `minisumm.loss.label_loss`.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from minisumm.speedups.labelled_positions import label_loss
 __all__ = ["prepare_for_training", "enable_activation_checkpointing", "label_loss"]
 
 
-def prepare_for_training(model, grad_checkpointing: bool) -> None:
-    """The model as every training run uses it: block attention (CPU with dropout), the fused GELU, and
-    activation checkpointing when asked. Each leaves the loss and gradients as they were."""
-    use_block_attention(model)
-    use_fused_gelu(model)
+def prepare_for_training(model, grad_checkpointing: bool, speedups: bool = True) -> None:
+    """The model as a training run uses it: with `speedups`, block attention (CPU with dropout) and the fused
+    GELU; activation checkpointing when asked. Each leaves the loss and gradients as they were."""
+    if speedups:
+        use_block_attention(model)
+        use_fused_gelu(model)
     if grad_checkpointing:
         enable_activation_checkpointing(model)
 

@@ -72,8 +72,8 @@ def summary_text(summary: dict, out: str) -> str:
     ])
 
 
-def start_banner(t) -> str:
-    """The banner of a `minisumm.training.Training` about to start: what trains on what, and how."""
+def start_banner(t, run_path) -> str:
+    """The banner of a `minisumm.training.Training` about to start in `run_path`: what trains on what, and how."""
     c, b, world = t.config, t.batches, t.dist.world_size
     trainable, total = sum(p.numel() for p in t.params), sum(p.numel() for p in t.model.parameters())
     processes = f" x {world} processes" if world > 1 else ""
@@ -88,6 +88,6 @@ def start_banner(t) -> str:
         f"epoch | up to {t.total_steps} steps ({c.train.epochs} epochs)",
         f"lr {c.peak_lr():.2g}: {t.warmup_steps} warmup steps, cosine to {c.peak_lr() * c.train.min_lr_ratio:.2g} "
         f"| validate every {t.eval_every} steps, stop after {c.train.patience} without improvement",
-        f"run folder {t.run.path}" + (f" (resumed at step {t.state.step})" if t.state.step else ""),
+        f"run folder {run_path}" + (f" (resumed at step {t.state.step})" if t.state.step else ""),
     ]
     return "\n".join(lines)

@@ -28,35 +28,35 @@ from minisumm.tools.checkpoint import optimizer_from_safe, optimizer_to_safe
 DEVICE_SETTINGS = ("foreach", "capturable", "differentiable", "fused")
 
 
-def save_last(t) -> None:
-    """Weights, optimizer, RNG and loop state into last/, for --resume."""
+def save_last(t, run) -> None:
+    """Weights, optimizer, RNG and loop state of `t` (a `minisumm.training.Training`) into `run`'s last/."""
     optimizer_tensors, optimizer_json = optimizer_to_safe(t.optimizer)
     state = {"trainer": asdict(t.state), "optimizer": optimizer_json, "scaler": t.scaler.state_dict(),
              "world_size": t.dist.world_size, "peak_memory_mb": peak_memory_mb(t.device)}
-    t.run.save_last(methods.trainable_state_dict(t.model), optimizer_tensors, rng_state(t.device), state)
+    run.save_last(methods.trainable_state_dict(t.model), optimizer_tensors, rng_state(t.device), state)
 
 
-def restore(t) -> None:
-    """Load last/ into `t`: weights, optimizer, scaler, loop state, RNG, and the best weights so far."""
-    weights, optimizer_tensors, rng, state = t.run.load_last({f.name: str(f.type) for f in fields(t.state)})
-    check_fits(t, optimizer_tensors, state)
+def restore(t, run) -> None:
+    """Load `run`'s last/ into `t`: weights, optimizer, scaler, loop state, RNG, and the best weights so far."""
+    weights, optimizer_tensors, rng, state = run.load_last({f.name: str(f.type) for f in fields(t.state)})
+    check_fits(t, run, optimizer_tensors, state)
     methods.load_trainable_state_dict(t.model, weights)
     try:
         t.optimizer.load_state_dict(optimizer_from_safe(optimizer_tensors, state["optimizer"]))
     except (ValueError, KeyError) as error:
-        raise MinisummError(f"The optimizer state in {t.run.path / 'last'} does not fit this run's parameters "
+        raise MinisummError(f"The optimizer state in {run.path / 'last'} does not fit this run's parameters "
                             f"({error}); this last/ checkpoint cannot be resumed.") from None
     if state.get("scaler"):
         t.scaler.load_state_dict(state["scaler"])
     t.state = type(t.state)(**{**state["trainer"], "done": False})
     set_rng_state(rng, t.device)
-    t.best_weights = t.run.load_best()
+    t.best_weights = run.load_best()
 
 
-def check_fits(t, optimizer_tensors: dict[str, torch.Tensor], state: dict) -> None:
-    """last/ against this run: its step within the schedule, AdamW's settings those of the run's config (the
+def check_fits(t, run, optimizer_tensors: dict[str, torch.Tensor], state: dict) -> None:
+    """`run`'s last/ against `t`: its step within the schedule, AdamW's settings those of the run's config (the
     learning rate aside, which the schedule sets every step), and a moment of each parameter's shape."""
-    last = t.run.path / "last"
+    last = run.path / "last"
 
     def bad(where: str, why: str):
         raise MinisummError(f"{last}/{where} {why}; this last/ checkpoint cannot be resumed.")

@@ -123,7 +123,7 @@ def check_trainer_state(state, path: Path, trainer_fields: dict[str, str]) -> No
     the first bad key. `trainer_fields` are TrainState's (name -> annotation, e.g. {"step": "int"}); a
     `best_loss` of null (no finite validation loss yet) is read as infinity. What depends on the run (the
     step against its schedule, AdamW's settings and tensors) is checked by `resume.restore`."""
-    from minisumm.config import _has_type
+    from minisumm.config import has_type
 
     def bad(key: str, why: str):
         raise MinisummError(f"{path}: {key} {why}; this last/ checkpoint cannot be resumed.")
@@ -131,7 +131,7 @@ def check_trainer_state(state, path: Path, trainer_fields: dict[str, str]) -> No
     def number(key: str, value, low: float, high: float = math.inf, whole: bool = False, empty: bool = False):
         if value is None and empty:
             return
-        if not _has_type(value, "int" if whole else "float") or not low <= value <= high:
+        if not has_type(value, "int" if whole else "float") or not low <= value <= high:
             span = f"from {low:g} to {high:g}" if high < math.inf else f"{low:g} or more"
             bad(key, f"should be a {'whole ' if whole else ''}number {span}, not {excerpt(value)}")
 
@@ -146,7 +146,7 @@ def check_trainer_state(state, path: Path, trainer_fields: dict[str, str]) -> No
     for name, annotation in trainer_fields.items():
         if name not in trainer:
             bad(f"trainer.{name}", "is missing")
-        if not _has_type(trainer[name], annotation):
+        if not has_type(trainer[name], annotation):
             bad(f"trainer.{name}", f"should be of type {annotation}, not {excerpt(trainer[name])}")
     if set(trainer) - set(trainer_fields):
         bad(f"trainer.{sorted(set(trainer) - set(trainer_fields))[0]}", "is not a trainer setting")
@@ -174,7 +174,7 @@ def check_trainer_state(state, path: Path, trainer_fields: dict[str, str]) -> No
             isinstance(g, dict) and isinstance(g.get("params"), list) for g in groups):
         bad("optimizer.param_groups", "should be a list of objects with 'params'")
     for index, group in enumerate(groups):
-        if not all(_has_type(i, "int") and i >= 0 for i in group["params"]):
+        if not all(has_type(i, "int") and i >= 0 for i in group["params"]):
             bad(f"optimizer.param_groups[{index}].params", "should list parameter numbers")
     if not isinstance(scalars, dict) or not all(k.split(".", 1)[0].isdigit() and "." in k for k in scalars):
         bad("optimizer.scalars", "should map '<index>.<name>' to values")
