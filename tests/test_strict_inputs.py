@@ -15,7 +15,7 @@ from minisumm.cli.train import main as train_main
 from minisumm.config import DataConfig
 from minisumm.data import Example
 from minisumm.errors import MinisummError, run_cli
-from minisumm.model import load_checkpoint
+from minisumm.tools.checkpoint import load_checkpoint
 from minisumm.tools import compare, token_cache
 from minisumm.tools.config_files import read_settings
 from minisumm.tools.data_files import read_rows
