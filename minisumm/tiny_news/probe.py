@@ -30,6 +30,7 @@ from minisumm.tiny_news import synthetic_news
 
 PROBE_SEED = 9_100_000  # far from the sample's and the pretraining corpus' seeds
 ARTICLE_TOKENS = 160  # the article between the two mentions is cut to this: every position stays under 256
+MIN_POSITIONS = 256  # a model with fewer positions (a test-sized build) cannot read a probe text
 CARRIERS = {  # the sentence said before the article and again after it, with {} where the value goes
     "name": "The first report came from {}.",
     "number": "Officials counted {} visitors.",
@@ -64,6 +65,8 @@ def probe_texts(n: int = 32, seed: int = PROBE_SEED) -> list[tuple[str, str, str
 @torch.no_grad()
 def copying_probe(model, tokenizer, n: int = 32, seed: int = PROBE_SEED) -> dict:
     """`{"name": {"first", "second", "gain"}, "number": {...}, "gain": mean gain}`, losses in nats per token."""
+    if model.config.n_positions < MIN_POSITIONS:
+        raise ValueError(f"the copying probe needs a model with at least {MIN_POSITIONS} positions")
     was_training = model.training
     model.eval()
     losses: dict[str, list[tuple[float, float]]] = {kind: [] for kind in CARRIERS}
