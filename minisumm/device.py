@@ -1,8 +1,11 @@
 """Which device and which precision a run uses, its random state, and how much memory each phase took.
 
-Mixed precision with `torch.amp` (Micikevicius et al. 2018): on CUDA bf16 where the GPU supports it (same
-exponent range as fp32, so no loss scaling), else fp16 with a `GradScaler`; fp32 on CPU unless bf16 or
-fp16 is asked for (both run on a CPU too, slowly: that is how the tests exercise the GPU's code paths).
+Mixed precision with `torch.amp` (Micikevicius et al. 2018): on CUDA bf16 where the GPU computes it natively
+(compute capability 8.0 and up: Ampere, Hopper; same exponent range as fp32, so no loss scaling), else fp16
+with a `GradScaler` (V100 and T4 only emulate bf16, slower than fp16); fp32 on CPU unless bf16 or fp16 is
+asked for (both run on a CPU too, slowly: that is how the tests exercise the GPU's code paths). On CUDA the
+fp32 matmuls that remain (all of them with `--precision fp32`) run on TF32 tensor cores, as nanoGPT and
+litgpt set it: 10 bits of mantissa in the multiply, fp32 accumulation, several times faster on Ampere+.
 Weights and optimizer state stay fp32 in training; autocast runs matmuls in the low-precision type.
 Decoding casts the model itself instead (`low_precision_dtype`; see `minisumm.generate`).
 """
@@ -18,7 +21,8 @@ from minisumm.errors import MinisummError
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """auto → CUDA when available (this process's GPU under torchrun), else CPU."""
+    """auto → CUDA when available (this process's GPU under torchrun), else CPU. A CUDA device also turns
+    on TF32 for fp32 matmuls (a process-wide switch: `torch.set_float32_matmul_precision("high")`)."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda"):
@@ -26,17 +30,22 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
             raise MinisummError(f"--device {name} was asked for but CUDA is not available; use --device cpu.")
         if name == "cuda":
             name = f"cuda:{local_rank}"
+        torch.set_float32_matmul_precision("high")  # TF32 tensor cores for fp32 matmuls
     elif name != "cpu":
         raise MinisummError(f"--device must be cpu, cuda, cuda:N or auto; got {name!r}.")
     return torch.device(name)
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """auto → bf16 on CUDA where supported, else fp16 (with GradScaler); fp32 on CPU."""
+    """auto → bf16 on a CUDA device that computes it natively, else fp16 (with GradScaler); fp32 on CPU.
+
+    Asks `device` itself, not the current device (under torchrun each rank has its own), and not
+    `torch.cuda.is_bf16_supported()`, which also says yes where bf16 is only emulated."""
     if precision == "auto":
         if device.type != "cuda":
             return "fp32"
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        major, _ = torch.cuda.get_device_capability(device)
+        return "bf16" if major >= 8 else "fp16"
     return precision
 
 

@@ -7,13 +7,39 @@ import torch
 
 from conftest import tiny_config
 from minisumm import device as device_module
-from minisumm.device import (low_precision_dtype, peak_memory_mb, reset_peak_memory, resolve_precision, rng_state,
+from minisumm.device import (low_precision_dtype, peak_memory_mb, reset_peak_memory, resolve_device,
+                             resolve_precision, rng_state,
                              set_rng_state)
 from minisumm.errors import run_cli
 from minisumm.cli.evaluate import main as evaluate_main
 from minisumm.tools.training_run import train
 
 CPU = torch.device("cpu")
+
+
+@pytest.mark.parametrize("capability, expected", [((7, 0), "fp16"), ((7, 5), "fp16"),   # V100, T4: bf16 emulated
+                                                   ((8, 0), "bf16"), ((9, 0), "bf16")])  # A100, H100/H200
+def test_auto_precision_asks_the_run_s_own_gpu_for_native_bf16(monkeypatch, capability, expected):
+    asked = []
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device: asked.append(device) or capability)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)  # emulation counts there: unused
+    assert resolve_precision("auto", torch.device("cuda:1")) == expected
+    assert asked == [torch.device("cuda:1")]
+
+
+@pytest.fixture
+def float32_matmul_precision():
+    before = torch.get_float32_matmul_precision()
+    yield
+    torch.set_float32_matmul_precision(before)
+
+
+def test_a_cuda_device_turns_tf32_on_for_fp32_matmuls(monkeypatch, float32_matmul_precision):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    torch.set_float32_matmul_precision("highest")
+    assert resolve_device("cpu") == CPU and torch.get_float32_matmul_precision() == "highest"  # a CPU run: no
+    assert resolve_device("cuda", local_rank=1) == torch.device("cuda:1")
+    assert torch.get_float32_matmul_precision() == "high"  # TF32
 
 
 def test_precisions_on_cpu():
