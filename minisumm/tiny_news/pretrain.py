@@ -1,6 +1,6 @@
-"""Pretrain `tiny-news`: a small GPT-2 that has read invented news and learnt to copy from what it reads.
+"""Pretrain `tiny-news`: a small GPT-2 that has read invented news, and learnt (weakly) to copy names from it.
 
-    minisumm pretrain --out DIR          # rebuild the shipped model from its recipe (~55 minutes on 2 CPU cores)
+    minisumm pretrain --out DIR          # rebuild the shipped model from its recipe (about an hour on 2 CPU cores)
     --model tiny-news                    # anywhere: the copy shipped in the package (minisumm/tiny_news/model/)
 
 Parameter-efficient methods adapt a *pretrained* model (Lester et al. 2021; Hu et al. 2021): a soft prompt or
@@ -20,19 +20,28 @@ Formation of Induction Heads"), and only where the text rewards copying. So the 
 2. a tokenizer in which every name is one token: byte-level BPE (Sennrich et al. 2016, in GPT-2's form)
    trained on that text plus each first name, surname, town, day and month the generator can write, so
    that BPE merges each into a token of its own; copying a name is then one step of attention;
-3. a model: GPT-2's architecture at 4 layers, 4 heads, 128 wide (~1.6M parameters, a third of them the
-   4,096-token embedding), trained as a causal language model on 512-token windows, 2 at a time: a small
+3. a model: GPT-2's architecture at 4 layers, 4 heads, 128 wide (1,383,168 parameters, 38% of them
+   the 4,096-token embedding), trained as a causal language model on 512-token windows, 2 at a time: a small
    batch × context reaches the phase change in fewer tokens, and 512 trains every position fine-tuning
    uses;
 4. long enough to pass the phase change, measured by the copying probe (`minisumm.tiny_news.probe`), which
    `pretrain.json` records through training beside the losses.
 
-That takes about an hour on 2 CPU cores, too long for a first run, so the result is shipped in the package
-(`minisumm/tiny_news/model/`, ~7 MB of safetensors): `--model tiny-news` loads it at once, and the tests
+What it gave (the shipped build, 24,000 steps, 60 minutes on 2 CPU cores): validation loss 8.33 -> 0.59,
+and a skill that came late and is only half there. For 14,400 steps the probe's gain stayed at zero for
+names and *negative* for numbers (-0.1 to -1.3 nats): the generator gives every person and number of a
+story a different value, so the text first teaches "a number already used will not come again". Then the
+loss fell from 0.73 to 0.65 within 2,400 steps, the phase change, and the model began to complete a name
+it had read (gain 1.74 nats at step 16,800, 2.68 at the end, though it wavered in between); numbers stayed
+at about zero (0.08). The shipped model copies names, weakly, and not numbers, and fine-tuning shows it:
+full fine-tuning learns the form of every highlight but writes names and numbers of its own (the README's
+table). A base that copies both reliably needs more than this recipe: that is where the miniature stands.
+
+The build takes an hour on 2 CPU cores, too long for a first run, so the result is shipped in the package
+(`minisumm/tiny_news/model/`, 5.5 MB of safetensors): `--model tiny-news` loads it at once, and the tests
 check that its recorded recipe is the one this file builds and that a short rebuild follows its recorded
-loss curve. So the model knows the vocabulary, the shape of news copy and how to copy, but has never seen
-a summary: summarising has to come from fine-tuning, as for GPT-2 on CNN/DailyMail. Everything is seeded
-and runs the same way every time on CPU; the folder is written under a temporary name and renamed into
+loss curve. The model knows the vocabulary and the shape of news copy, but has never seen a summary:
+summarising has to come from fine-tuning, as for GPT-2 on CNN/DailyMail. Everything is seeded and runs the same way every time on CPU; the folder is written under a temporary name and renamed into
 place, so an interrupted build leaves nothing half-written.
 """
 

@@ -7,7 +7,7 @@ the models minisumm makes itself and one clear sentence for every way it can fai
 - a folder with a config and tokenizer but no weights, only with `random_init=True` (never silently random);
 - `tiny-random`: a 2-layer, 2-head, 64-wide GPT-2 (512 positions) with seeded random weights and a byte-level
   tokenizer built in code (256 byte tokens + `<|endoftext|>`), so tests need no files and no network;
-- `tiny-news`: a 4-layer, 128-wide GPT-2 pretrained on invented news until it copies names and numbers
+- `tiny-news`: a 4-layer, 128-wide GPT-2 pretrained on invented news for an hour
   (`minisumm.tiny_news.pretrain`), shipped in the package: the offline model on which fine-tuning learns.
 `load(model_config)` is the same for a `ModelConfig`, the form `minisumm.model.build` takes as its `load`.
 
