@@ -41,8 +41,9 @@ The build takes an hour on 2 CPU cores, too long for a first run, so the result 
 (`minisumm/tiny_news/model/`, 5.5 MB of safetensors): `--model tiny-news` loads it at once, and the tests
 check that its recorded recipe is the one this file builds and that a short rebuild follows its recorded
 loss curve. The model knows the vocabulary and the shape of news copy, but has never seen a summary:
-summarising has to come from fine-tuning, as for GPT-2 on CNN/DailyMail. Everything is seeded and runs the same way every time on CPU; the folder is written under a temporary name and renamed into
-place, so an interrupted build leaves nothing half-written.
+summarising has to come from fine-tuning, as for GPT-2 on CNN/DailyMail. Everything is seeded and runs the
+same way every time on CPU; the folder is written under a temporary name and renamed into place, so an
+interrupted build leaves nothing half-written.
 """
 
 from __future__ import annotations
