@@ -12,7 +12,8 @@ the reference's the usual way (transformers' SDPA attention and GELU; its stock
                only, loss = sum / count; GPT-2's GELU fused; on CPU with dropout, attention in causal blocks
                (minisumm/speedups/block_attention.py)
     reference  transformers' own `model(input_ids, attention_mask, labels).loss`: logits at every position,
-               a B × T × 50,257 tensor (a soft prompt goes in as inputs_embeds, its labels -100)
+               a B × T × 50,257 tensor (a soft prompt goes in as inputs_embeds, its labels -100; a prefix
+               as the cache GPT-2 is given, PEFT's way: P ones in front of the mask, the text at P, P+1, ...)
 
 How it runs, in one process, with two identical models (one per loss) built from the same seed:
 1. check: each loss and its gradient norm on the fresh weights with dropout off (minisumm draws dropout
@@ -28,8 +29,8 @@ How it runs, in one process, with two identical models (one per loss) built from
    usual fast mode, which would inflate the peak).
 ms/step is the median of the timed steps; tokens/s = B·(A+S) / that; `speedup_median_of_pairs` is the
 median of reference/minisumm time ratios of adjacent steps (steadier when the machine's load changes).
-With prompt tuning, A shrinks by the prompt's P positions when P+A+S would pass the model's 1,024 (as the
-data pipeline cuts articles). The baseline memory is each child with its model built (no gradients or
+With prompt or prefix tuning, A shrinks by the P positions they take when P+A+S would pass the model's 1,024
+(as the data pipeline cuts articles). The baseline memory is each child with its model built (no gradients or
 optimizer state yet); peaks are reported whole and above it.
 
     python benchmarks/bench_train.py --method lora --batch-size 2 --article-tokens 944 --summary-tokens 80 \\
@@ -126,14 +127,16 @@ def build(args, device: torch.device, phase: str):
         prepare_for_training(model, args.grad_checkpointing)  # what the trainer does
     elif args.grad_checkpointing:
         model.activation_checkpointing_enable({"use_reentrant": False})
+        if getattr(model, "prefix", None) is not None:  # GPT2Model would hand its blocks no cache, no prefix
+            model.transformer.gradient_checkpointing = False
     run_config = RunConfig(method=method_config, train=TrainConfig(max_grad_norm=1.0))
     return model, params, make_optimizer(params, run_config, device)
 
 
 def article_room(args, model) -> int:
-    """Article tokens that fit: a soft prompt takes P of the model's positions, so the article shrinks by P
-    (as the data pipeline cuts it)."""
-    prefix = getattr(getattr(model, "soft_prompt", None), "length", 0)
+    """Article tokens that fit: a soft prompt or prefix takes P of the model's positions, so the article shrinks
+    by P (as the data pipeline cuts it)."""
+    prefix = getattr(getattr(model, "soft_prompt", None) or getattr(model, "prefix", None), "length", 0)
     return min(args.article_tokens, model.config.n_positions - prefix - args.summary_tokens)
 
 
@@ -155,7 +158,13 @@ def minisumm_loss(model, batch) -> torch.Tensor:
 
 def reference_loss(model, batch) -> torch.Tensor:
     """transformers' loss over every position: the B × T × V logits are formed, the way most scripts train."""
-    soft_prompt = getattr(model, "soft_prompt", None)
+    soft_prompt, prefix = getattr(model, "soft_prompt", None), getattr(model, "prefix", None)
+    if prefix is not None:
+        mask = batch["attention_mask"]
+        full_mask = torch.cat([mask.new_ones(mask.shape[0], prefix.length), mask], 1)  # (B, P+T)
+        positions = torch.arange(prefix.length, full_mask.shape[1], device=mask.device)[None]  # (1, T): P, P+1, ...
+        return model(input_ids=batch["input_ids"], attention_mask=full_mask, position_ids=positions,
+                     cache=prefix.cache(mask.shape[0]), labels=batch["labels"]).loss
     if soft_prompt is None:
         return model(**batch).loss
     embeds, mask = soft_prompt.prepend(model.transformer.wte(batch["input_ids"]), batch["attention_mask"])

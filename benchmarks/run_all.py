@@ -7,7 +7,7 @@
 Each step is its own process (`train.py`, `evaluate.py`, as a user would type them), so the runs share
 nothing but the disk, and the first failure stops everything with a message naming the step. Layout:
 
-    <out>/prompt/  <out>/lora/  <out>/last-layers/  <out>/full/     train.py run folders, with eval/ inside
+    <out>/prompt/  <out>/prefix/  <out>/lora/  <out>/last-layers/  <out>/full/   train.py run folders, with eval/
     <out>/baseline-lead3/eval/  <out>/baseline-zero-shot/eval/     evaluate.py --baseline
     <out>/test.jsonl                                               the test examples every row is scored on
     <out>/commands.sh                                              every command run, in order
@@ -18,7 +18,7 @@ written once to test.jsonl and every evaluation, baselines included, scores that
 baselines cannot take the train flags (--test-size, --seed), so without the file they could score other
 examples than the runs.
 
-The quick preset (`--quick`, on by default for `--model tiny-random`) makes all four methods and both
+The quick preset (`--quick`, on by default for `--model tiny-random`) makes all five methods and both
 baselines take minutes on 2 CPU cores: 160 / 40 / 40 examples, 256 tokens per example (the tiny model's
 tokenizer is byte-level, so that is ~250 characters: summaries capped at 128, the article's start), 3
 epochs of batch 8 without accumulation (20 optimizer steps an epoch rather than 5), and decoding the 40
@@ -76,7 +76,7 @@ QUICK_TRAIN = ["--train-size", "160", "--validation-size", "40", "--test-size", 
                "--max-summary-tokens", "128", "--epochs", "3", "--batch-size", "8", "--grad-accum", "1",
                "--warmup-ratio", "0.1", "--log-every", "5"]
 QUICK_EVAL = ["--limit", "40", "--max-new-tokens", "64"]
-TINY_RANDOM_LR = {"prompt": 3e-1, "lora": 3e-3, "last-layers": 2e-3, "full": 1e-3}
+TINY_RANDOM_LR = {"prompt": 3e-1, "prefix": 5e-2, "lora": 3e-3, "last-layers": 2e-3, "full": 1e-3}
 
 
 def parser() -> argparse.ArgumentParser:

@@ -17,23 +17,28 @@ from dataclasses import dataclass, field
 
 from minisumm.errors import MinisummError, excerpt
 
-METHODS = ("prompt", "lora", "last-layers", "full")
+METHODS = ("prompt", "prefix", "lora", "last-layers", "full")
 
 # Default learning rates per method (AdamW, peak of the warmup + cosine schedule).
 # - prompt: Lester et al. 2021 used Adafactor at 0.3 (constant); with AdamW, 3e-2 to 3e-1 is the usual
 #   range. A soft prompt needs a far higher rate than weights inside the network.
+# - prefix: 5e-3 for the plain key/value tensors, P-tuning v2's range for GPT-sized models (Liu et al. 2022
+#   report 5e-3 to 1e-2); Li & Liang's reparameterised prefix (--prefix-projection) trained at 5e-5.
 # - lora: 2e-4, the LoRA paper's GPT-2 recipe (Hu et al. 2021, E2E NLG, appendix D).
 # - last-layers: 1e-4, between LoRA's rate and full fine-tuning's, as only 2 of 12 blocks move.
 # - full: 5e-5, the common rate for fine-tuning GPT-2 small end to end (Radford et al. fine-tuning
 #   practice; Hugging Face's run_clm default is 5e-5).
-DEFAULT_LR = {"prompt": 3e-2, "lora": 2e-4, "last-layers": 1e-4, "full": 5e-5}
+DEFAULT_LR = {"prompt": 3e-2, "prefix": 5e-3, "lora": 2e-4, "last-layers": 1e-4, "full": 5e-5}
 
 # The same, for `--model tiny-news` (minisumm.tiny_news.pretrain): a 1.4M-parameter model fine-tuned for ~100 steps
 # on 320 stories moves far less per step at GPT-2's rates. Chosen on the sample's validation split (never the
 # test split; best validation loss after train.py's defaults, 2 CPU cores): prompt 1e-1 → 5.38, 3e-1 → 5.28;
 # LoRA 1e-2 → 2.74, 3e-2 → 2.64, 1e-1 diverges; last-layers 3e-3 → 1.42, 1e-2 → 1.46; full 2e-3 → 0.70.
-# That is 10x, 150x, 30x and 40x the GPT-2 rates above. `--lr` overrides them.
-TINY_NEWS_LR = {"prompt": 3e-1, "lora": 3e-2, "last-layers": 3e-3, "full": 2e-3}
+# That is 10x, 150x, 30x and 40x the GPT-2 rates above. `--lr` overrides them. Prefix (2026-12-03, the same
+# way, from 6.19 at step 0): 1e-2 → 5.99, 3e-2 → 4.92, 1e-1 → 3.59, 3e-1 → 3.12, 1 → 3.47 (60x the GPT-2 rate);
+# with --prefix-projection 1e-3 → 4.52, 3e-3 → 4.00, 1e-2 → 3.66, 3e-2 → 3.56, 1e-1 diverges. Hence 3e-1, and the
+# projection off by default: at the same 100 steps and about the same time, the plain prefix ends lower.
+TINY_NEWS_LR = {"prompt": 3e-1, "prefix": 3e-1, "lora": 3e-2, "last-layers": 3e-3, "full": 2e-3}
 
 
 def _help(text: str, **extra) -> dict:
@@ -130,7 +135,14 @@ class MethodConfig:
         "Soft-prompt initialisation: embeddings of --prompt-init-text, of tokens sampled from the 5,000 "
         "most frequent, or uniform random.", choices=("text", "vocab", "random")))
     prompt_init_text: str = field(default="Summarize the following news article:", metadata=_help(
-        "Text whose token embeddings (cycled or cut to P) initialise the soft prompt."))
+        "Text whose token embeddings (prompt tuning) or keys and values in every layer (prefix tuning without "
+        "the projection), cycled or cut to P tokens, are the starting point."))
+    prefix_length: int = field(default=20, metadata=_help(
+        "Prefix key/value vectors P per layer (prefix tuning); the text then starts at position P."))
+    prefix_projection: bool = field(default=False, metadata=_help(
+        "Train the prefix through Li & Liang's reparameterisation, a P x n_embd embedding and a two-layer MLP "
+        "to every layer's keys and values, folded into plain tensors in best/; off: train the key/value tensors "
+        "directly, initialised from GPT-2's own keys and values for --prompt-init-text."))
     lora_rank: int = field(default=8, metadata=_help("LoRA rank r."))
     lora_alpha: float = field(default=16.0, metadata=_help("LoRA scale alpha; the update is scaled by alpha/r."))
     lora_dropout: float = field(default=0.05, metadata=_help("Dropout on the LoRA path's input."))
@@ -160,8 +172,8 @@ class TrainConfig:
     grad_accum: int = field(default=4, metadata=_help(
         "Micro-batches accumulated per optimizer step (effective batch = batch size x this)."))
     lr: float | None = field(default=None, metadata=_help(
-        "Peak learning rate (default: per method: prompt 3e-2, lora 2e-4, last-layers 1e-4, full 5e-5; "
-        "with --model tiny-news: 3e-1, 3e-2, 3e-3, 2e-3)."))
+        "Peak learning rate (default: per method: prompt 3e-2, prefix 5e-3, lora 2e-4, last-layers 1e-4, full "
+        "5e-5; with --model tiny-news: 3e-1, 3e-1, 3e-2, 3e-3, 2e-3)."))
     min_lr_ratio: float = field(default=0.1, metadata=_help("The cosine decays to this share of the peak rate."))
     warmup_ratio: float = field(default=0.05, metadata=_help("Share of the optimizer steps spent in linear warmup."))
     weight_decay: float = field(default=0.01, metadata=_help("AdamW weight decay."))
@@ -247,6 +259,7 @@ class RunConfig:
         _check(self.model.dropout is None or 0 <= self.model.dropout < 1,
                f"--dropout must be in [0, 1); got {self.model.dropout}.")
         _check(m.prompt_length >= 1, f"--prompt-length must be at least 1; got {m.prompt_length}.")
+        _check(m.prefix_length >= 1, f"--prefix-length must be at least 1; got {m.prefix_length}.")
         _check(m.lora_rank >= 1, f"--lora-rank must be a positive integer (1 or more); got {m.lora_rank}.")
         _check(math.isfinite(m.lora_alpha) and m.lora_alpha > 0,
                f"--lora-alpha must be a positive number; got {m.lora_alpha}.")
@@ -258,13 +271,13 @@ class RunConfig:
                f"(e.g. 'qkv' or 'qv,proj'); got {excerpt(m.lora_targets)}.")
         _check(m.last_layers >= 1, f"--last-layers must be at least 1; got {m.last_layers}.")
         _check(d.max_summary_tokens >= 1, f"--max-summary-tokens must be at least 1; got {d.max_summary_tokens}.")
-        prefix = m.prompt_length if m.method == "prompt" else 0
+        prefix = {"prompt": m.prompt_length, "prefix": m.prefix_length}.get(m.method, 0)
         # room for at least a few article tokens besides the prompt, summary and EOS (separator counted later)
         needed = prefix + d.max_summary_tokens + 1 + MIN_ARTICLE_TOKENS
         _check(d.max_length >= needed,
-               f"--max-length {d.max_length} leaves no room for the article: the soft prompt ({prefix}), "
+               f"--max-length {d.max_length} leaves no room for the article: the soft prompt or prefix ({prefix}), "
                f"summary ({d.max_summary_tokens}) and EOS need {needed - MIN_ARTICLE_TOKENS}, plus at least "
-               f"{MIN_ARTICLE_TOKENS} article tokens; lower --prompt-length or --max-summary-tokens.")
+               f"{MIN_ARTICLE_TOKENS} article tokens; lower --prompt-length, --prefix-length or --max-summary-tokens.")
         d.split_sizes()
         d.ratios()
         for split in ("train", "validation", "test"):

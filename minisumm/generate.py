@@ -1,13 +1,14 @@
 """Batched, KV-cached greedy decoding, written out by hand over `minisumm.model.body`.
 
-    prompts (left-padded) ──prefill: body, empty cache──► soft prompt + prompt in the cache, next-token log-probs
+    prompts (left-padded) ──prefill: body, empty cache──► prefix, soft prompt + prompt in the cache, next-token log-probs
         ──► ban_tokens, pick a token per row ──decode_step: body, 1 token, cache──► next log-probs
         ──► ... until EOS or max_new_tokens
 
 Every model call goes through `minisumm.model.body`, the same forward as training, so a soft prompt is prepended
-exactly once (in the prefill, while the cache is empty) and positions count real tokens only: a left-padded
-prompt gives each token the position it would have alone. Decode steps pass their position explicitly,
-`(real tokens so far, soft prompt included) - 1`, read off the running attention mask.
+exactly once (in the prefill, while the cache is empty), a prefix's keys and values are the cache's first P
+entries, and positions count real tokens only: a left-padded prompt gives each token the position it would
+have alone. Decode steps pass their position explicitly, `(real tokens so far, soft prompt or prefix
+included) - 1`, read off the running attention mask.
 
 `prefill`, `decode_step` and `ban_tokens` are the steps every search takes: `greedy` here, beam search
 (`--beams K`) in `minisumm.tools.beam_search`, which `generate` runs when it is passed as `search`.
@@ -85,7 +86,7 @@ def left_pad(prompts: list[list[int]], pad_id: int, device) -> tuple[torch.Tenso
 
 
 def prefill(model, input_ids: torch.Tensor, attention_mask: torch.Tensor):
-    """Run the whole left-padded prompt (B, T), soft prompt included, into a fresh KV cache.
+    """Run the whole left-padded prompt (B, T), soft prompt or prefix included, into a fresh KV cache.
 
     Returns `(log_probs, full_mask, cache)`: each row's next-token log-probs (B, V) in float32, the attention
     mask over everything now in the cache (B, P+T), and the cache, which `decode_step` continues."""
@@ -98,7 +99,7 @@ def decode_step(model, tokens: torch.Tensor, full_mask: torch.Tensor, cache):
     """Feed one new token per row (B,) through the cache; returns `(log_probs, full_mask, cache)` as `prefill`
     does, the mask one column longer. The rows must be those of `full_mask` and the cache (reorder both first)."""
     full_mask = torch.cat([full_mask, full_mask.new_ones((full_mask.shape[0], 1))], dim=1)  # (B, S+1)
-    # The new token's position is the number of real tokens before it: soft prompt + prompt + generated.
+    # The new token's position is the number of real tokens before it: soft prompt or prefix + prompt + generated.
     position_ids = full_mask.sum(-1, keepdim=True) - 1  # (B, 1)
     hidden, full_mask, cache = body(model, tokens[:, None], full_mask, cache, position_ids=position_ids)
     return _log_probs(model, hidden), full_mask, cache
@@ -176,9 +177,9 @@ def _check_arguments(model, prompts, max_new_tokens, min_new_tokens, no_repeat_n
             raise MinisummError(f"{name} must be at least {least}; got {value}.")
     if batch_size is not None and batch_size < 1:
         raise MinisummError(f"The generation batch size must be at least 1; got {batch_size}.")
-    soft_prompt = getattr(model, "soft_prompt", None)
-    needed = max(len(p) for p in prompts) + max_new_tokens + (soft_prompt.length if soft_prompt is not None else 0)
+    in_front = getattr(model, "soft_prompt", None) or getattr(model, "prefix", None)  # each takes P positions
+    needed = max(len(p) for p in prompts) + max_new_tokens + (in_front.length if in_front is not None else 0)
     if needed > model.config.n_positions:
-        raise MinisummError(f"The longest prompt, soft prompt and {max_new_tokens} new tokens need {needed} "
-                            f"positions but the model has {model.config.n_positions}; shorten the prompts or "
-                            f"lower max_new_tokens.")
+        raise MinisummError(f"The longest prompt, soft prompt or prefix and {max_new_tokens} new tokens need "
+                            f"{needed} positions but the model has {model.config.n_positions}; shorten the prompts "
+                            f"or lower max_new_tokens.")

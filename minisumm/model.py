@@ -1,4 +1,4 @@
-"""GPT-2 as minisumm uses it: load it, apply a method, and run its forward pass with a soft prompt in front.
+"""GPT-2 as minisumm uses it: load it, apply a method, and run its forward pass with a soft prompt or prefix in front.
 
     load_gpt2(name)                 → (GPT2LMHeadModel, tokenizer)   a hub id or a local save_pretrained folder
     build(config, load)             → (model, tokenizer, trainable parameters, config as built)
@@ -7,11 +7,13 @@
 The forward pass:
 
     token ids ──wte──► embeddings ──(soft prompt in front, if the model carries one)──► + wpe(positions)
-              ──► GPT-2 blocks ──► ln_f ──► hidden states of the real tokens
+              ──► GPT-2 blocks (a prefix's keys and values first in every layer's cache) ──► ln_f
+              ──► hidden states of the real tokens
 
 Positions count real tokens only, `position_ids = attention_mask.cumsum(-1) - 1`, so a left-padded prompt
 and a right-padded training example give each token the position it would have alone. A soft prompt's P
-vectors take positions 0…P-1 and the text starts at P. The loss (`minisumm.loss`), its faster equal
+vectors take positions 0…P-1 and the text starts at P; a prefix (`minisumm.methods.prefix`) puts P ones in
+front of the mask the same way, so the text starts at P behind it too. The loss (`minisumm.loss`), its faster equal
 (`minisumm.speedups.labelled_positions`) and the decoder (`minisumm.generate`) all go through `embed`, and
 the loss and the decoder through `body`: a method that changes the forward pass changes it there.
 """
@@ -24,7 +26,7 @@ from transformers import AutoTokenizer, GPT2LMHeadModel
 from minisumm import methods
 from minisumm.config import RunConfig
 
-__all__ = ["load_gpt2", "ready", "build", "set_dropout", "positions_from_mask", "embed", "body"]
+__all__ = ["load_gpt2", "ready", "build", "set_dropout", "positions_from_mask", "embed", "with_prefix", "body"]
 
 
 def load_gpt2(name: str = "gpt2", **options):
@@ -93,19 +95,35 @@ def embed(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, with_pro
     return embeds, attention_mask, soft_prompt.length
 
 
+def with_prefix(model, attention_mask: torch.Tensor, cache=None):
+    """The mask (B, T) → (B, P+T) with the model's prefix in front, and a cache holding the prefix: `cache`
+    (an empty DynamicCache, decoding) filled, or a fixed one for the training forward. Without a prefix, both
+    as they were. `(attention_mask, cache)`."""
+    prefix = getattr(model, "prefix", None)
+    if prefix is None:
+        return attention_mask, cache
+    batch = attention_mask.shape[0]
+    attention_mask = torch.cat([attention_mask.new_ones(batch, prefix.length), attention_mask], dim=1)  # (B, P+T)
+    return attention_mask, prefix.cache(batch, into=cache)
+
+
 def body(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, cache=None,
          position_ids: torch.Tensor | None = None):
-    """Run GPT-2's transformer on `input_ids` (B, T), soft prompt included when the model has one.
+    """Run GPT-2's transformer on `input_ids` (B, T), soft prompt or prefix included when the model has one.
 
     Returns `(hidden, attention_mask, cache)`: `hidden` (B, T, C) for the T given tokens only (the soft
-    prompt's outputs are dropped), the attention mask over everything now in the cache (prompt included),
-    and the KV cache when one was passed in (None otherwise). The soft prompt goes in with the first
-    chunk only, when the cache is still empty; later chunks continue from the cache.
+    prompt's outputs are dropped), the attention mask over everything now in the cache (prompt or prefix
+    included), and the KV cache when one was passed in (None otherwise). The soft prompt or prefix goes in
+    with the first chunk only, when the cache is still empty; later chunks continue from the cache.
     """
     first_chunk = cache is None or cache.get_seq_length() == 0
-    embeds, attention_mask, prefix = embed(model, input_ids, attention_mask, with_prompt=first_chunk)
-    if prefix or position_ids is None:
+    embeds, attention_mask, prompt = embed(model, input_ids, attention_mask, with_prompt=first_chunk)
+    past = cache
+    if first_chunk:
+        attention_mask, past = with_prefix(model, attention_mask, cache)  # (B, P+T), a cache holding the prefix
+    in_front = attention_mask.shape[1] - input_ids.shape[1] if first_chunk else 0  # a prompt's or prefix's P
+    if in_front or position_ids is None:
         position_ids = positions_from_mask(attention_mask)[:, -embeds.shape[1]:]
     out = model.transformer(inputs_embeds=embeds, attention_mask=attention_mask, position_ids=position_ids,
-                            cache=cache, use_cache=cache is not None)
-    return out.last_hidden_state[:, prefix:], attention_mask, out.cache
+                            cache=past, use_cache=cache is not None)  # a prefix's fixed cache is only read
+    return out.last_hidden_state[:, prompt:], attention_mask, out.cache if cache is not None else None

@@ -11,9 +11,9 @@ from minisumm.tools.loading import load_model_and_tokenizer
 
 
 def plain_attention(q, k, v, allowed, keep, p, scale):
-    """The textbook formula on the whole T × T matrix, with the same keep mask."""
-    T = q.shape[2]
-    mask = torch.ones(T, T, dtype=torch.bool).tril()
+    """The textbook formula on the whole T × (P+T) matrix, with the same keep mask; keys 0 … P-1 a prefix."""
+    T, S = q.shape[2], k.shape[2]
+    mask = torch.ones(T, S, dtype=torch.bool).tril(S - T)
     if allowed is not None:
         mask = mask & allowed
     scores = (q @ k.transpose(-1, -2) * scale).masked_fill(~mask, float("-inf"))
@@ -38,6 +38,49 @@ def test_block_attention_equals_the_plain_formula_and_its_gradients(length, padd
     grad = torch.randn_like(plain)
     for a, b in zip(torch.autograd.grad(ours, (q, k, v), grad), torch.autograd.grad(plain, (q, k, v), grad)):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("prefix", [5, 70])  # fewer keys than a block; more
+def test_a_prefix_s_keys_go_first_in_every_block(prefix):
+    torch.manual_seed(3)
+    length = 130
+    q = torch.randn(2, 3, length, 8, requires_grad=True)
+    k, v = (torch.randn(2, 3, prefix + length, 8, requires_grad=True) for _ in range(2))
+    real = torch.ones(2, prefix + length, dtype=torch.bool)
+    real[1, prefix:prefix + 20] = False  # row 1 left-padded behind its prefix: its first 20 text keys are padding
+    allowed = real[:, None, None, :].expand(2, 1, length, prefix + length)
+    keep = draw_keep(2, 3, length, 0.3, prefix=prefix)
+    assert keep.shape == (2, 3, length, prefix + length)
+    ours = CausalDropoutAttention.apply(q, k, v, allowed, keep, 0.3, 8 ** -0.5)
+    plain = plain_attention(q, k, v, allowed, keep, 0.3, 8 ** -0.5)
+    torch.testing.assert_close(ours, plain, rtol=1e-5, atol=1e-5)
+    grad = torch.randn_like(plain)
+    for a, b in zip(torch.autograd.grad(ours, (q, k, v), grad), torch.autograd.grad(plain, (q, k, v), grad)):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_gpt2_with_a_prefix_trains_through_the_blocks_with_the_prefix_s_keys(monkeypatch):
+    from minisumm import methods
+    from minisumm.config import MethodConfig
+
+    model, _ = load_model_and_tokenizer("tiny-random")
+    methods.apply(model, MethodConfig(method="prefix", prefix_length=5, prompt_init="vocab"))
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.1
+    use_block_attention(model)
+    calls = []
+    real = CausalDropoutAttention.apply
+    monkeypatch.setattr(CausalDropoutAttention, "apply", lambda *a: calls.append(tuple(a[1].shape)) or real(*a))
+    ids = torch.randint(0, 256, (2, 70))
+    labels = ids.clone()
+    labels[:, :40] = -100
+    model.train()
+    loss_sum, count = label_loss(model, ids, torch.ones_like(ids), labels)
+    (loss_sum / count).backward()
+    # blocks 0 … L-2 (the last one runs at the labelled positions only): keys of the prefix and the text
+    assert calls == [(2, 2, 5 + 70, 32)] * (model.config.n_layer - 1)
+    assert torch.isfinite(model.prefix.embedding.grad).all() and model.prefix.embedding.grad.abs().sum() > 0
 
 
 def test_without_dropout_it_is_pytorchs_sdpa():

@@ -7,7 +7,7 @@ import re
 import pytest
 import torch
 from safetensors.torch import load_file
-from transformers import AutoTokenizer, GPT2LMHeadModel
+from transformers import AutoTokenizer, DynamicCache, GPT2LMHeadModel
 
 from minisumm.errors import run_cli
 from minisumm.model import body
@@ -94,7 +94,33 @@ def test_prompt_adapter_on_the_recorded_base_gives_minisumm_logits(tmp_path):
     torch.testing.assert_close(theirs, minisumm_logits(checkpoint, ids), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("method", ["lora", "prompt"])
+@pytest.mark.parametrize("projection", [False, True])
+def test_prefix_adapter_on_the_recorded_base_gives_minisumm_logits(tmp_path, projection):
+    checkpoint, _ = saved(tmp_path, "prefix", prefix_projection=projection)
+    out = tmp_path / "peft"
+    export_main([str(checkpoint), "--to", "peft", str(out)])
+    config = json.loads((out / "adapter_config.json").read_text())
+    assert config["peft_type"] == "PREFIX_TUNING" and config["prefix_projection"] is False  # exported folded
+    base = GPT2LMHeadModel.from_pretrained(config["base_model_name_or_path"]).eval()
+    P, L, H = config["num_virtual_tokens"], config["num_layers"], config["num_attention_heads"]
+    embeddings = load_file(out / "adapter_model.safetensors")["prompt_embeddings"]  # (P, L·2·C)
+    assert P == 20 and embeddings.shape == (P, L * 2 * config["token_dim"])
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    assert tokenizer.model_max_length == 512 - 20  # the text starts at position 20 behind the prefix
+    ids = torch.tensor([tokenizer.encode("Keys and values first, then the text.")])
+    # PEFT's get_prompt: view (B, P, 2L, H, D), permute to (2L, B, H, P, D), pairs of (key, value) per layer,
+    # as the cache GPT-2 starts from; the mask gets P ones in front and GPT-2 numbers the text from P
+    pairs = embeddings[None].view(1, P, 2 * L, H, -1).permute(2, 0, 3, 1, 4).split(2)
+    cache = DynamicCache(config=base.config)
+    for layer, (keys, values) in enumerate(pairs):
+        cache.update(keys, values, layer)
+    with torch.no_grad():
+        theirs = base(input_ids=ids, attention_mask=torch.ones(1, P + ids.shape[1], dtype=torch.long),
+                      cache=cache).logits
+    torch.testing.assert_close(theirs, minisumm_logits(checkpoint, ids), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["lora", "prompt", "prefix"])
 def test_peft_card_names_the_base_and_its_code_is_python(tmp_path, method):
     checkpoint, _ = saved(tmp_path, method)
     out = tmp_path / "peft"
@@ -105,8 +131,8 @@ def test_peft_card_names_the_base_and_its_code_is_python(tmp_path, method):
     assert 'GPT2LMHeadModel.from_pretrained("peft/base_model")' in card
     blocks = re.findall(r"```python\n(.*?)```", card, re.S)  # run with PEFT by benchmarks/check_peft.py
     assert len(blocks) == 2 and all(compile(block, "card", "exec") for block in blocks)
-    # PEFT 0.21 under transformers 5 would put the soft prompt in again at every cached step
-    assert ("use_cache=False" in blocks[1]) == (method == "prompt")
+    # PEFT 0.21 under transformers 5 would put the soft prompt or prefix in again at every cached step
+    assert ("use_cache=False" in blocks[1]) == (method in ("prompt", "prefix"))
 
 
 def test_a_local_base_folder_is_recorded_by_absolute_path_and_not_copied(tmp_path, monkeypatch):

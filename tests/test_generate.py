@@ -13,7 +13,7 @@ from minisumm.errors import MinisummError
 from minisumm.tools.beam_search import beam_search, with_beams
 from minisumm.tools.decoding import summarize
 from minisumm.generate import decode_texts, generate, greedy, left_pad, repeated_ngram_tokens
-from transformers import GPT2LMHeadModel
+from transformers import DynamicCache, GPT2LMHeadModel
 
 from minisumm.tools.loading import load_model_and_tokenizer
 from minisumm.tools.loading import tiny_random_config
@@ -44,16 +44,16 @@ def random_prompts(lengths=LENGTHS, seed=0):
 
 
 def with_method(model, method: str, merged: bool = False):
-    """Apply LoRA or a soft prompt and push its weights far enough from zero to change the outputs."""
+    """Apply LoRA, a soft prompt or a prefix and push its weights far enough from zero to change the outputs."""
     from minisumm import methods
 
     generator = torch.Generator().manual_seed(1)
-    config = MethodConfig(method=method, prompt_length=4, prompt_init="random", lora_dropout=0.0)
+    config = MethodConfig(method=method, prompt_length=4, prefix_length=4, prompt_init="random", lora_dropout=0.0)
     torch.manual_seed(0)
     methods.apply(model, config)
     with torch.no_grad():
         for name, param in model.named_parameters():
-            if "lora_B" in name or "soft_prompt" in name:
+            if "lora_B" in name or "soft_prompt" in name or "prefix" in name:
                 param.copy_(torch.randn(param.shape, generator=generator) * (0.5 if "lora_B" in name else 3.0))
     if merged:
         methods.merge(model)
@@ -61,15 +61,17 @@ def with_method(model, method: str, merged: bool = False):
 
 
 def uncached_greedy(model, prompt, max_new_tokens, eos_id=NEVER):
-    """Argmax of transformers' own forward over the whole sequence at every step: no cache, no padding."""
+    """Argmax of transformers' own forward over the whole sequence at every step: no cache of the text, no
+    padding (a prefix goes in as PEFT passes it: as the cache GPT-2 starts from, the text at positions P, ...)."""
     ids, out = list(prompt), []
-    soft_prompt = getattr(model, "soft_prompt", None)
+    soft_prompt, prefix = getattr(model, "soft_prompt", None), getattr(model, "prefix", None)
     with torch.no_grad():
         for _ in range(max_new_tokens):
             embeds = model.transformer.wte(torch.tensor([ids]))  # (1, T, C)
             if soft_prompt is not None:
                 embeds = torch.cat([soft_prompt.embedding[None], embeds], dim=1)  # positions 0..P+T-1
-            token = int(model(inputs_embeds=embeds).logits[0, -1].argmax())
+            cache = prefix.cache(1, into=DynamicCache(config=model.config)) if prefix is not None else None
+            token = int(model(inputs_embeds=embeds, cache=cache).logits[0, -1].argmax())
             if token == eos_id:
                 break
             out.append(token)
@@ -83,7 +85,8 @@ def decode(model, prompts, num_beams=1, length_penalty=1.0, **settings):
     return generate(model, prompts, search=search, **settings)
 
 
-@pytest.mark.parametrize("method, merged", [(None, False), ("lora", False), ("lora", True), ("prompt", False)])
+@pytest.mark.parametrize("method, merged", [(None, False), ("lora", False), ("lora", True), ("prompt", False),
+                                           ("prefix", False)])
 def test_cached_batched_greedy_equals_uncached_one_at_a_time(method, merged):
     model = lively_model()
     if method:
@@ -95,7 +98,7 @@ def test_cached_batched_greedy_equals_uncached_one_at_a_time(method, merged):
     assert len({tuple(o) for o in ours}) == len(prompts)  # the outputs differ: the check is not vacuous
 
 
-@pytest.mark.parametrize("method", ["lora", "prompt"])
+@pytest.mark.parametrize("method", ["lora", "prompt", "prefix"])
 def test_methods_change_the_output(method):
     prompts = random_prompts()
     plain = generate(lively_model(), prompts, eos_id=NEVER, pad_id=NEVER, max_new_tokens=12)
@@ -105,7 +108,7 @@ def test_methods_change_the_output(method):
 
 
 @pytest.mark.parametrize("num_beams", [1, 3])
-@pytest.mark.parametrize("method", [None, "prompt"])
+@pytest.mark.parametrize("method", [None, "prompt", "prefix"])
 def test_batched_equals_one_at_a_time(num_beams, method):
     model = lively_model()
     if method:

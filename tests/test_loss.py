@@ -4,6 +4,7 @@ gradients, for every method."""
 
 import pytest
 import torch
+from transformers import DynamicCache
 
 from minisumm import methods
 from minisumm.config import MethodConfig
@@ -63,10 +64,13 @@ def test_last_block_at_labelled_positions_equals_the_full_forward_there():
 
 
 @pytest.mark.parametrize("loss_module", [plain, fast], ids=["plain", "labelled-positions"])
-@pytest.mark.parametrize("name", ["prompt", "lora", "last-layers", "full"])
+@pytest.mark.parametrize("name", ["prompt", "prefix", "prefix-projection", "lora", "last-layers", "full"])
 def test_label_loss_gradients_equal_transformers_labels_loss_for_every_method(name, loss_module):
     """Same loss and same gradient on every trainable tensor as the full-logits loss (dropout off)."""
     configs = {"prompt": MethodConfig(method="prompt", prompt_length=3, prompt_init="random"),
+               "prefix": MethodConfig(method="prefix", prefix_length=3, prompt_init="vocab"),
+               "prefix-projection": MethodConfig(method="prefix", prefix_length=3, prefix_projection=True,
+                                                 prompt_init="vocab"),
                "lora": MethodConfig(method="lora", lora_targets="qv,proj,mlp", lora_rank=2),
                "last-layers": MethodConfig(method="last-layers", last_layers=1),
                "full": MethodConfig(method="full")}
@@ -93,8 +97,13 @@ def test_label_loss_gradients_equal_transformers_labels_loss_for_every_method(na
         if name == "prompt":
             embeds, full_mask = model.soft_prompt.prepend(embeds, mask)
             full_labels = torch.cat([labels.new_full((2, 3), -100), labels], 1)
-        positions = positions_from_mask(full_mask)
-        return model(inputs_embeds=embeds, attention_mask=full_mask, position_ids=positions, labels=full_labels).loss
+        cache = None
+        if name.startswith("prefix"):  # as PEFT does it: a DynamicCache holding the prefix, P ones in the mask
+            full_mask = torch.cat([mask.new_ones(2, 3), mask], 1)
+            cache = model.prefix.cache(2, into=DynamicCache(config=model.config))
+        positions = positions_from_mask(full_mask)[:, -embeds.shape[1]:]
+        return model(inputs_embeds=embeds, attention_mask=full_mask, position_ids=positions, labels=full_labels,
+                     cache=cache).loss
 
     def ours():
         loss_sum, count = loss_module.label_loss(model, ids, mask, labels)

@@ -19,6 +19,8 @@ from minisumm.tools.loading import load_model_and_tokenizer
 # every method, small enough for the tiny model; "random" prompt init needs no tokenizer
 CONFIGS = {
     "prompt": MethodConfig(method="prompt", prompt_length=4, prompt_init="random"),
+    "prefix": MethodConfig(method="prefix", prefix_length=4, prompt_init="vocab"),
+    "prefix-projection": MethodConfig(method="prefix", prefix_length=4, prefix_projection=True, prompt_init="random"),
     "lora": MethodConfig(method="lora"),
     "lora-qv-extras": MethodConfig(method="lora", lora_targets="qv,proj,mlp", lora_rank=2),
     "last-layers": MethodConfig(method="last-layers", last_layers=1),
@@ -49,12 +51,15 @@ def perturb(trainable) -> None:
 @pytest.mark.parametrize("method_config, expected", [
     (MethodConfig(method="prompt", prompt_length=20, prompt_init="random"), 15_360),
     (MethodConfig(method="prompt", prompt_length=100, prompt_init="random"), 76_800),
+    (MethodConfig(method="prefix", prefix_length=20, prompt_init="random"), 20 * 12 * 2 * 768),
+    (MethodConfig(method="prefix", prefix_length=20, prefix_projection=True, prompt_init="random"),
+     20 * 768 + (768 * 768 + 768) + (768 * 18_432 + 18_432)),
     (MethodConfig(method="lora", lora_rank=8, lora_targets="qkv"), 294_912),
     (MethodConfig(method="lora", lora_rank=4, lora_targets="qv"), 147_456),
     (MethodConfig(method="last-layers", last_layers=2), 14_177_280),
     (MethodConfig(method="last-layers", last_layers=2, train_lm_head=True), 14_177_280 + 38_597_376),
     (MethodConfig(method="full"), 124_439_808),
-], ids=["prompt20", "prompt100", "lora-qkv-r8", "lora-qv-r4", "last2", "last2-head", "full"])
+], ids=["prompt20", "prompt100", "prefix20", "prefix20-projection", "lora-qkv-r8", "lora-qv-r4", "last2", "last2-head", "full"])
 @pytest.mark.filterwarnings("ignore:--train-lm-head")
 def test_trainable_counts_on_gpt2_small(method_config, expected):
     with torch.device("meta"):  # GPT-2 small's architecture, no memory, no init time
@@ -124,19 +129,20 @@ def test_loading_into_a_merged_lora_model_keeps_it_correct():
 
 
 @pytest.mark.parametrize("saved, loaded", [("lora", "prompt"), ("prompt", "lora"), ("lora-qv-extras", "lora"),
-                                           ("last-layers", "full")])
+                                           ("last-layers", "full"), ("prompt", "prefix"),
+                                           ("prefix", "prefix-projection")])
 def test_weights_of_another_method_are_refused(saved, loaded):
     tensors = methods.trainable_state_dict(tiny(saved)[0])
     with pytest.raises(MinisummError, match="another method or other method settings"):
         methods.load_trainable_state_dict(tiny(loaded)[0], tensors)
 
 
-@pytest.mark.parametrize("name", ["prompt", "lora", "last-layers"])
+@pytest.mark.parametrize("name", ["prompt", "prefix", "lora", "last-layers"])
 def test_weights_of_another_model_size_are_refused(name):
     narrow = GPT2LMHeadModel(GPT2Config(vocab_size=257, n_embd=32, n_layer=2, n_head=2, n_positions=1024))
     methods.apply(narrow, CONFIGS[name])
     tensors = methods.trainable_state_dict(narrow)
-    with pytest.raises(MinisummError, match=r"shape \(.*\) but this model needs \(.*64.*\)"):
+    with pytest.raises(MinisummError, match=r"shape \(.*\) but this model needs \(.*(64|256).*\)"):  # C, L·2·C
         methods.load_trainable_state_dict(tiny(name)[0], tensors)
 
 

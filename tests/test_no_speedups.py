@@ -55,7 +55,7 @@ def trained(method: str, speedups: bool, tmp_path):
     return list(fit(t)), gradients, t
 
 
-@pytest.mark.parametrize("method", ["prompt", "lora", "last-layers", "full"])
+@pytest.mark.parametrize("method", ["prompt", "prefix", "lora", "last-layers", "full"])
 def test_the_plain_path_trains_every_method_to_the_fast_path_s_losses_and_gradients(method, tmp_path, calls):
     fast, fast_gradients, _ = trained(method, True, tmp_path)
     assert calls["labelled positions"] > 0 and calls["fused GELU"] > 0 and calls["plain loss"] == 0

@@ -35,6 +35,7 @@ RESUME_FLAGS = ("epochs", "max_steps", "patience", "eval_every", "eval_batches",
                 "precision", "grad_checkpointing", "cache_dir", "tensorboard", "speedups")
 # Settings that only one method reads; giving them with another method is probably a mistake.
 METHOD_FLAGS = {"prompt": ("prompt_length", "prompt_init", "prompt_init_text"),
+                "prefix": ("prefix_length", "prefix_projection", "prompt_init", "prompt_init_text"),
                 "lora": ("lora_rank", "lora_alpha", "lora_dropout", "lora_targets"),
                 "last-layers": ("last_layers", "train_lm_head")}
 # Settings that only some data sources read (see minisumm.data.source_kind).
@@ -144,10 +145,10 @@ def warn_unused(config: cfg.RunConfig, given: dict, in_file: set[str] = frozense
             print(f"warning: {name} in --config {file} does nothing with {why}; it is ignored.", file=sys.stderr)
 
     method, kind = config.method.method, source_kind(config.data)
-    for owner, names in METHOD_FLAGS.items():
-        for name in names:
-            if owner != method:
-                warn(name, f"--method {method} (it sets {owner})")
+    for name in dict.fromkeys(name for names in METHOD_FLAGS.values() for name in names):
+        owners = [owner for owner, names in METHOD_FLAGS.items() if name in names]
+        if method not in owners:
+            warn(name, f"--method {method} (it sets {' and '.join(owners)})")
     unused = [(name, "it applies to hub datasets") for name in HUB_FLAGS if kind not in ("hub", "cnn_dailymail")]
     if kind in ("cnn_dailymail", "sample"):
         fields = ("article, highlights and id; for other fields of CNN/DailyMail use --data abisee/cnn_dailymail"

@@ -60,6 +60,15 @@ def initial_prompt(model, length: int, init: str, text: str = "", tokenizer=None
     no tokens). "vocab" and "random" draw from torch's global RNG, which the trainer seeds.
     """
     wte = model.transformer.wte.weight  # (V, C)
+    if init == "random":
+        return torch.empty(length, wte.shape[1], device=wte.device, dtype=wte.dtype).uniform_(-RANDOM_RANGE,
+                                                                                               RANDOM_RANGE)
+    return wte[initial_token_ids(model, length, init, text, tokenizer)].detach().clone()  # (P, C)
+
+
+def initial_token_ids(model, length: int, init: str, text: str = "", tokenizer=None) -> torch.Tensor:
+    """(P,) token ids to start from: `text`'s tokens cycled or cut to P ("text"), or frequent ones ("vocab")."""
+    wte = model.transformer.wte.weight  # (V, C)
     if init == "text":
         if tokenizer is None:
             raise ValueError("prompt_init='text' needs the tokenizer: pass tokenizer= to methods.apply.")
@@ -68,15 +77,10 @@ def initial_prompt(model, length: int, init: str, text: str = "", tokenizer=None
             raise MinisummError(f"--prompt-init-text {text!r} has no tokens; give a short task description "
                                 f"such as 'Summarize the following news article:'.")
         repeats = -(-length // len(token_ids))  # ceil: cycle a short text, cut a long one, to P tokens
-        ids = torch.tensor((token_ids * repeats)[:length], device=wte.device)
-    elif init == "vocab":
-        ids = torch.randint(0, min(FREQUENT_TOKENS, wte.shape[0]), (length,)).to(wte.device)
-    elif init == "random":
-        return torch.empty(length, wte.shape[1], device=wte.device, dtype=wte.dtype).uniform_(-RANDOM_RANGE,
-                                                                                               RANDOM_RANGE)
-    else:
-        raise MinisummError(f"Unknown --prompt-init {init!r}; choose text, vocab or random.")
-    return wte[ids].detach().clone()  # (P, C)
+        return torch.tensor((token_ids * repeats)[:length], device=wte.device)
+    if init == "vocab":
+        return torch.randint(0, min(FREQUENT_TOKENS, wte.shape[0]), (length,)).to(wte.device)
+    raise MinisummError(f"Unknown --prompt-init {init!r}; choose text, vocab or random.")
 
 
 def add_soft_prompt(model, length: int, init: str, text: str = "", tokenizer=None) -> SoftPrompt:

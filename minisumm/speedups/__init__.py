@@ -39,3 +39,7 @@ def enable_activation_checkpointing(model) -> None:
     Frozen blocks whose input needs no gradient keep nothing for the backward pass either way."""
     model.activation_checkpointing_enable({"use_reentrant": False})
     model.disable_input_require_grads()
+    if getattr(model, "prefix", None) is not None:
+        # GPT2Model hands its blocks no cache when it checkpoints, as a recomputed block would write a cache
+        # twice; a prefix's training cache is never written (methods/prefix.py), and the blocks need it
+        model.transformer.gradient_checkpointing = False

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from transformers.masking_utils import create_causal_mask
 
 from minisumm.batching import IGNORE_INDEX
-from minisumm.model import embed, positions_from_mask
+from minisumm.model import embed, positions_from_mask, with_prefix
 
 
 def label_loss(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor
@@ -43,24 +43,29 @@ def labelled_hidden(model, input_ids: torch.Tensor, attention_mask: torch.Tensor
     to blocks 0 … L-2 (the last block's saved tensors are small: its attention is N × T, not T × T).
     """
     transformer = model.transformer
-    embeds, attention_mask, prefix = embed(model, input_ids, attention_mask)  # (B, P+T, C), (B, P+T)
-    keep = F.pad(keep, (prefix, 0))  # the prompt's outputs are never labelled
-    positions = positions_from_mask(attention_mask)  # (B, T')
+    embeds, attention_mask, prompt = embed(model, input_ids, attention_mask)  # (B, P+T, C), (B, P+T)
+    keep = F.pad(keep, (prompt, 0))  # the prompt's outputs are never labelled
+    attention_mask, cache = with_prefix(model, attention_mask)  # a prefix: (B, P+T) and a cache holding it
+    positions = positions_from_mask(attention_mask)[:, -embeds.shape[1]:]  # (B, T')
     hidden = transformer.drop(embeds + transformer.wpe(positions))  # (B, T', C)
     causal_mask = create_causal_mask(config=model.config, inputs_embeds=embeds, attention_mask=attention_mask,
-                                     cache=None, position_ids=positions)  # None when causal alone will do
-    for block in transformer.h[:-1]:
-        hidden = block(hidden, None, causal_mask, position_ids=positions)
-    hidden = last_block_at(transformer.h[-1], hidden, attention_mask, keep)  # (N, C)
+                                     cache=cache, position_ids=positions)  # None when causal alone will do
+    for block in transformer.h[:-1]:  # the cache goes in by position: checkpointing keeps it (it never grows)
+        hidden = block(hidden, cache, causal_mask, position_ids=positions)
+    last = transformer.h[-1]
+    prefix_kv = cache.layers[last.attn.layer_idx] if cache is not None else None
+    hidden = last_block_at(last, hidden, attention_mask, keep, prefix_kv)  # (N, C)
     return transformer.ln_f(hidden)
 
 
-def last_block_at(block, x: torch.Tensor, attention_mask: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+def last_block_at(block, x: torch.Tensor, attention_mask: torch.Tensor, keep: torch.Tensor, prefix_kv=None
+                  ) -> torch.Tensor:
     """A GPT-2 block's output (N, C) at the positions where `keep` (B, T) is True; x (B, T, C) is its input.
 
     Keys and values come from every position; queries and everything after attention from the kept
     positions only. Each row's kept positions are gathered into Q slots (Q = the most any row keeps);
-    a row with fewer fills its spare slots with other positions, computed and then dropped.
+    a row with fewer fills its spare slots with other positions, computed and then dropped. `prefix_kv`, a
+    prefix's cache layer for this block, puts its P keys and values first; `attention_mask` is then (B, P+T).
     """
     B, T, C = x.shape
     attn = block.attn
@@ -79,13 +84,17 @@ def last_block_at(block, x: torch.Tensor, attention_mask: torch.Tensor, keep: to
         return t.view(B, t.shape[1], H, C // H).transpose(1, 2)
 
     query, key, value = attn.c_attn(block.ln_1(x)).split(C, dim=2)  # (B, T, C) each; the wrapper's LoRA too
-    key_index = torch.arange(T, device=x.device)
-    # slot s of row b sees keys j <= slots[b, s] that are real tokens, and always itself: a spare slot on a
-    # left-padding position then still has a key (an all-masked row is NaN on some SDPA kernels)
-    own = key_index == slots[..., None]  # (B, Q, T)
-    allowed = (key_index <= slots[..., None]) & (attention_mask.bool()[:, None, :] | own)
-    out = F.scaled_dot_product_attention(heads(gather(query)), heads(key), heads(value),
-                                         attn_mask=allowed[:, None],  # (B, 1, Q, T)
+    key, value = heads(key), heads(value)  # (B, H, T, C/H)
+    if prefix_kv is not None:
+        key, value = prefix_kv.update(key, value)  # (B, H, P+T, C/H): the prefix's first
+    P = key.shape[2] - T
+    key_index = torch.arange(P + T, device=x.device)
+    # slot s of row b sees the prefix and keys j <= slots[b, s] that are real tokens, and always itself: a
+    # spare slot on a left-padding position then still has a key (an all-masked row is NaN on some SDPA kernels)
+    own = key_index == P + slots[..., None]  # (B, Q, P+T)
+    allowed = (key_index <= P + slots[..., None]) & (attention_mask.bool()[:, None, :] | own)
+    out = F.scaled_dot_product_attention(heads(gather(query)), key, value,
+                                         attn_mask=allowed[:, None],  # (B, 1, Q, P+T)
                                          dropout_p=attn.attn_dropout.p if attn.training else 0.0,
                                          scale=attn.scaling)  # (B, H, Q, C/H)
     hidden = gather(x) + attn.resid_dropout(attn.c_proj(out.transpose(1, 2).reshape(B, Q, C)))  # (B, Q, C)

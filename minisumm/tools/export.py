@@ -4,7 +4,7 @@
   last-layers and full as trained), the tokenizer, `generation_config.json` and a README.md model card.
   `GPT2LMHeadModel.from_pretrained(DIR)` and `pipeline("text-generation", model=DIR)` load it without
   minisumm installed.
-- `--to peft`: for LoRA and prompt tuning, an adapter folder in PEFT's on-disk format
+- `--to peft`: for LoRA, prompt and prefix tuning, an adapter folder in PEFT's on-disk format
   (`adapter_config.json` + `adapter_model.safetensors`, see `minisumm.tools.peft_format`), with the
   tokenizer, `generation_config.json` and a model card. `AutoPeftModelForCausalLM.from_pretrained(DIR)`
   loads it with its base model; `PeftModel.from_pretrained(base_model, DIR)` puts it on a base you load.
@@ -131,7 +131,7 @@ def export_peft(model, tokenizer, facts: Facts, folder: Path, base: PeftBase) ->
     write_json(folder / "adapter_config.json", adapter_config)
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     write_file(folder / "adapter_model.safetensors", lambda path: save_file(tensors, path, metadata={"format": "pt"}))
-    tokenizer.model_max_length = facts.n_positions - facts.prefix  # the soft prompt takes P positions
+    tokenizer.model_max_length = facts.n_positions - facts.prefix  # a soft prompt or prefix takes P positions
     tokenizer.save_pretrained(folder)
     generation_config(tokenizer, facts.decode).save_pretrained(folder)
     if base.beside:
@@ -151,7 +151,7 @@ def facts_of(model, tokenizer, config: RunConfig, source: Path, out: Path) -> Fa
                   n_positions=model.config.n_positions, folder=out.name)
     if facts.max_article_tokens < 1:
         raise MinisummError(f"The run's --max-length {config.data.max_length} leaves no room for an article beside "
-                            f"the soft prompt ({facts.prefix}), the separator ({facts.separator_tokens}) and "
+                            f"the soft prompt or prefix ({facts.prefix}), the separator ({facts.separator_tokens}) and "
                             f"{facts.decode.max_new_tokens} new tokens, so its export could not summarise anything; "
                             f"train with a larger --max-length.")
     return facts

@@ -99,10 +99,12 @@ def hf_card(facts: Facts) -> str:
 def peft_card(facts: Facts, recorded: str, note: str, base_copy: str) -> str:
     """The card of a PEFT adapter export (`--to peft`): `recorded` is its base_model_name_or_path, `note` says
     why, `base_copy` is where the card's code loads the base from when passing it explicitly."""
-    prompt = facts.config.method.method == "prompt"
+    prompt = facts.config.method.method in ("prompt", "prefix")
     # PEFT 0.21 looks for the KV cache under generate's old name `past_key_values`; transformers 5 calls it
-    # `cache`, so PEFT would insert the soft prompt again at every cached step. Without a cache it cannot.
-    no_cache = "use_cache=False)  # PEFT 0.21 + transformers 5: a cache would repeat the soft prompt" if prompt else ""
+    # `cache`, so PEFT would insert the soft prompt (or prefix) again at every cached step. Without a cache it
+    # cannot.
+    no_cache = (f"use_cache=False)  # PEFT 0.21 + transformers 5: a cache would repeat the "
+                f"{'soft prompt' if facts.config.method.method == 'prompt' else 'prefix'}" if prompt else "")
     code = _decode_code(facts, "from peft import AutoPeftModelForCausalLM\nfrom transformers import AutoTokenizer, "
                                "GenerationConfig, LogitsProcessor, NoRepeatNGramLogitsProcessor",
                         f'model = AutoPeftModelForCausalLM.from_pretrained("{facts.folder}")  '
@@ -171,7 +173,7 @@ def _header(facts: Facts, contents: str) -> list[str]:
         f"{facts.max_article_tokens} tokens is cut at its end before the separator is added, as in training: a "
         f"news story's lead holds its main facts, and the separator, the cue to summarise, must come last. "
         f"{facts.max_input_tokens} = max length {c.data.max_length}"
-        + (f" - soft prompt {facts.prefix}" if facts.prefix else "")
+        + (f" - {'soft prompt' if c.method.method == 'prompt' else 'prefix'} {facts.prefix}" if facts.prefix else "")
         + f" - {d.max_new_tokens} new tokens.",
         "",
         "## Decoding",
@@ -210,6 +212,8 @@ def _method(c: RunConfig) -> str:
         return f"LoRA (rank {m.lora_rank}, alpha {m.lora_alpha:g}) on attention {', '.join(m.qkv())}{extras}"
     if m.method == "prompt":
         return f"prompt tuning ({m.prompt_length} soft-prompt vectors before the text)"
+    if m.method == "prefix":
+        return f"prefix tuning ({m.prefix_length} key/value vectors before the text in every layer)"
     if m.method == "last-layers":
         head = ", the LM head and the tied input embedding" if m.train_lm_head else ""
         return f"last-layers fine-tuning (the last {m.last_layers} blocks, the final layer norm{head})"

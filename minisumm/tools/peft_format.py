@@ -1,4 +1,4 @@
-"""Adapters in PEFT's on-disk format, so a minisumm LoRA or soft prompt loads with `PeftModel.from_pretrained`.
+"""Adapters in PEFT's on-disk format, so a minisumm LoRA, soft prompt or prefix loads with `PeftModel.from_pretrained`.
 
 Written from PEFT's documented format (PEFT is not a dependency). A PEFT adapter folder holds
 `adapter_config.json` and `adapter_model.safetensors`; `peft_adapter` returns the contents of both and
@@ -23,6 +23,13 @@ so B @ A = Σ B_part @ A_part in place: the identical update. Its rank is k·r, 
 Prompt tuning (`peft_type` "PROMPT_TUNING"): one tensor `prompt_embeddings` (P, n_embd). PEFT places the
 virtual tokens first as minisumm does; its positions with LEFT padding are transformers' defaults, not
 minisumm's count of real tokens, so batched left-padded generation there can differ slightly.
+
+Prefix tuning (`peft_type` "PREFIX_TUNING"): one tensor `prompt_embeddings` (P, L·2·C), PEFT's
+PrefixEncoder embedding, in the layout minisumm trains (`minisumm.methods.prefix`): row p is prefix position
+p, laid out [layer][key, value][head][head dim]; PEFT views it (P, 2L, H, D) and hands GPT-2 pair l as layer
+l's past keys and values. `prefix_projection` is false: a projected prefix is exported folded, as best/ holds
+it. PEFT's conventions are minisumm's: a mask of P ones in front, and the text at positions P, P+1, ...
+(GPT-2 numbers positions after the cache's length), for unpadded or right-padded input.
 """
 
 from __future__ import annotations
@@ -45,6 +52,8 @@ def peft_adapter(model, method_config: MethodConfig, base_model_name: str
         return _lora_adapter(model, method_config, base_model_name)
     if method_config.method == "prompt":
         return _prompt_adapter(model, method_config, base_model_name)
+    if method_config.method == "prefix":
+        return _prefix_adapter(model, base_model_name)
     raise MinisummError(f"--method {method_config.method} trains GPT-2's own weights, not an adapter, so "
                         f"PEFT's adapter format does not apply; export the whole model in Hugging Face "
                         f"format instead.")
@@ -122,3 +131,26 @@ def _prompt_adapter(model, method_config: MethodConfig, base_model_name: str):
         "tokenizer_name_or_path": base_model_name if text_init else None,
     }
     return config, {"prompt_embeddings": soft_prompt.embedding.detach().cpu().clone().contiguous()}
+
+
+def _prefix_adapter(model, base_model_name: str):
+    prefix = getattr(model, "prefix", None)
+    if prefix is None:
+        raise ValueError("The model carries no prefix: call methods.apply with the prefix config first.")
+    config = {
+        "peft_type": "PREFIX_TUNING",
+        "task_type": "CAUSAL_LM",
+        "base_model_name_or_path": base_model_name,
+        "revision": None,
+        "inference_mode": True,
+        "num_virtual_tokens": prefix.length,
+        "token_dim": model.config.n_embd,
+        "num_transformer_submodules": 1,
+        "num_attention_heads": model.config.n_head,
+        "num_layers": model.config.n_layer,
+        "encoder_hidden_size": model.config.n_embd,
+        "prefix_projection": False,  # exported folded: the MLP's output, as best/ holds it
+    }
+    with torch.no_grad():
+        embeddings = prefix.flat().detach().cpu().clone().contiguous()  # (P, L·2·C)
+    return config, {"prompt_embeddings": embeddings}

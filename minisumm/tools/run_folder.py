@@ -280,9 +280,11 @@ class RunFolder:
         with open(self.path / "metrics.jsonl", "a") as stream:
             stream.write(json_files.dumps(record) + "\n")
 
-    def save_best(self, weights: dict[str, torch.Tensor]) -> None:
+    def save_best(self, weights: dict[str, torch.Tensor], config=None) -> None:
+        """best/: `weights` with `config` (the run's own unless given: a folded prefix's differs)."""
         if self.is_main:
-            self._guard(lambda: checkpoint.save_checkpoint(self.path / "best", self.config, weights), "best/")
+            self._guard(lambda: checkpoint.save_checkpoint(self.path / "best", config or self.config, weights),
+                        "best/")
 
     def save_last(self, weights, optimizer_tensors, rng, state: dict) -> None:
         if not self.is_main:

@@ -137,8 +137,10 @@ def record_step(r: TrainingRun, step: training.Step) -> None:
 def record_validation(r: TrainingRun, validation: training.Validation) -> None:
     """best/ at a new best → metrics.jsonl → one console line → last/."""
     t, state = r.t, r.t.state
-    if validation.improved:
-        r.run.save_best(t.best_weights)
+    if validation.improved:  # a projected prefix is saved folded into its keys and values
+        config, weights = methods.for_inference(t.config, t.best_weights, t.model.config.n_layer,
+                                                t.model.config.n_head)
+        r.run.save_best(weights, config)
     epoch = validation.step / t.batches.steps_per_epoch
     r.run.log({"type": "eval", "step": validation.step, "epoch": epoch, "val_loss": validation.loss,
                "best_loss": state.best_loss, "improved": validation.improved,
