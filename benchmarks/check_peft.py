@@ -2,7 +2,8 @@
 
 PEFT is not a dependency of minisumm, not even of its tests (they read the format by hand). With PEFT
 installed (`pip install peft`), this trains nothing: it perturbs a LoRA (all of c_attn; q and v plus the
-extra targets) and a soft prompt on tiny-random, exports each with `--to peft`, and
+extra targets), a soft prompt and a prefix (plain, and trained through the projection: exported folded) on
+tiny-random, exports each with `--to peft`, and
 - loads it with `AutoPeftModelForCausalLM.from_pretrained(DIR)` alone, from another folder, so the base
   model comes from the recorded `base_model_name_or_path`, and prints the largest logit difference;
 - runs the "Use" code of the export's model card on a long article and says whether its summary is
@@ -12,6 +13,9 @@ extra targets) and a soft prompt on tiny-random, exports each with `--to peft`, 
     # measured 2026-11-29, PEFT 0.21.2, transformers 5.24.0: logits 0, 2.3e-05 (float32 rounding: PEFT adds
     # one rank-2r pair where minisumm adds two rank-r ones) and 0 apart; the card's summary is minisumm's for
     # all three (the prompt-tuning card passes use_cache=False: its comment says why)
+    # measured 2026-12-03, the same versions: both prefixes (plain; projected, exported folded) 0 apart, the
+    # card's summary minisumm's (the prefix-tuning card passes use_cache=False too: with a cache, PEFT's
+    # decoding departs from minisumm's after a few tokens)
 """
 
 import json
@@ -52,16 +56,18 @@ def main() -> None:
     rows = [json.loads(line) for line in (Path(minisumm.__file__).parent / "sample_data" / "test.jsonl").open()]
     article = " ".join(row["article"] for row in rows[:3])  # longer than tiny-random's 512 positions
     (tmp / "article.txt").write_text(article)
-    for method, targets in (("lora", "qkv"), ("lora", "qv,proj,mlp"), ("prompt", "qkv")):
+    for method, targets, projection in (("lora", "qkv", False), ("lora", "qv,proj,mlp", False),
+                                        ("prompt", "qkv", False), ("prefix", "qkv", False), ("prefix", "qkv", True)):
         config = RunConfig()
         config.model.model, config.method.method, config.method.lora_targets = "tiny-random", method, targets
+        config.method.prefix_projection = projection  # exported folded: the MLP's output
         config.data.max_length = 512
         torch.manual_seed(0)
         model, tokenizer, params, config = build(config, load)
         with torch.no_grad():
             for param in params:  # move away from LoRA's zero init so the check means something
                 param.add_(torch.randn_like(param) * 0.3)
-        name = f"{method}-{targets.replace(',', '-')}"
+        name = f"{method}-{targets.replace(',', '-')}" + ("-projection" if projection else "")
         checkpoint = tmp / name / "best"
         save_checkpoint(checkpoint, config, methods.trainable_state_dict(model))
         adapter = export(checkpoint, "peft", tmp / f"peft-{name}")
@@ -77,7 +83,8 @@ def main() -> None:
                              env={**os.environ, "PYTHONIOENCODING": "utf-8"})
         same = run.returncode == 0 and run.stdout == minisumm_summary(checkpoint, article) + "\n"
         failed = "" if run.returncode == 0 else f" (the card's code failed: {run.stderr.strip().splitlines()[-1]})"
-        print(f"{method:<7}{targets if method == 'lora' else '':<14}max |logit difference| "
+        detail = targets if method == "lora" else "projection" if projection else ""
+        print(f"{method:<7}{detail:<14}max |logit difference| "
               f"{(ours - theirs).abs().max().item():.3g}; the card's summary is minisumm's: "
               f"{'yes' if same else 'NO'}{failed}")
 

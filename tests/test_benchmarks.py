@@ -17,7 +17,7 @@ def run(script: str, *args: str) -> str:
     return result.stdout
 
 
-@pytest.mark.parametrize("method", ["prompt", "last-layers"])
+@pytest.mark.parametrize("method", ["prompt", "prefix", "last-layers"])
 def test_bench_train_writes_both_sides_and_the_checkpointed_comparison(tmp_path, method):
     out = tmp_path / "train.json"
     shape = ["--method", method, "--model", "tiny-random", "--batch-size", "2", "--article-tokens", "60",

@@ -17,7 +17,7 @@ def records(run, kind):
     return [r for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if r["type"] == kind]
 
 
-@pytest.mark.parametrize("method", ["prompt", "lora", "last-layers", "full"])
+@pytest.mark.parametrize("method", ["prompt", "prefix", "lora", "last-layers", "full"])
 def test_train_then_evaluate_every_method(method, tmp_path, capsys):
     run = tmp_path / method
     flags = [*SMALL, "--cache-dir", str(tmp_path / "cache"), "--max-steps", "4", "--eval-every", "2"]

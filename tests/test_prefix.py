@@ -8,15 +8,17 @@ import pytest
 import torch
 
 from conftest import tiny_config
+from test_checkpoint import saved
 from minisumm import methods
 from minisumm.config import MethodConfig
-from minisumm.errors import MinisummError
+from minisumm.errors import MinisummError, run_cli
 from minisumm.loss import label_loss as plain_loss
 from minisumm.methods.prefix import Prefix
 from minisumm.model import body
 from minisumm.speedups import enable_activation_checkpointing
 from minisumm.speedups.labelled_positions import label_loss as fast_loss
 from minisumm.tools.checkpoint import load_checkpoint, read_tensors
+from minisumm.tools.export import main as export_main
 from minisumm.tools.loading import load_model_and_tokenizer
 from minisumm.tools.training_run import train
 
@@ -160,10 +162,15 @@ def test_a_projected_run_saves_best_folded_and_last_whole(tmp_path):
     assert model.prefix.mlp is None and config.method.method == "prefix"
 
 
-def test_the_merged_export_refuses_a_prefix_in_one_sentence():
+def test_the_merged_export_refuses_a_prefix_in_one_sentence(tmp_path, capsys):
     model, _ = prefixed()
     with pytest.raises(MinisummError, match="A prefix cannot be merged into GPT-2's weights.*--to peft"):
         methods.merge_and_unload(model)
+    checkpoint, _ = saved(tmp_path, "prefix")
+    assert run_cli(export_main, [str(checkpoint), "--to", "hf", str(tmp_path / "hf")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: A prefix cannot be merged") and err.count("\n") == 1
+    assert not (tmp_path / "hf").exists()
 
 
 def test_left_padded_loss_rows_equal_the_same_rows_alone():

@@ -88,7 +88,8 @@ def test_early_stopping_restores_the_best_weights(tmp_path, monkeypatch):
     assert not all(torch.equal(best[name], last_weights(run)[name]) for name in best)  # last/ moved on
 
 
-@pytest.mark.parametrize("method, lr", [("prompt", 0.3), ("lora", 1e-2), ("last-layers", 3e-3), ("full", 3e-3)])
+@pytest.mark.parametrize("method, lr", [("prompt", 0.3), ("prefix", 3e-2), ("lora", 1e-2), ("last-layers", 3e-3),
+                                        ("full", 3e-3)])
 def test_every_method_overfits_one_tiny_batch(method, lr):
     torch.manual_seed(0)
     model, tokenizer = load_model_and_tokenizer("tiny-random")
@@ -110,8 +111,15 @@ def test_every_method_overfits_one_tiny_batch(method, lr):
     assert losses[-1] < 0.5 * losses[0], losses
 
 
-def test_resume_equals_uninterrupted_bitwise(tmp_path, monkeypatch):
-    config = tiny_config("lora", tmp_path, max_steps=6, eval_every=2, lr=1e-2)
+def resumable_config(method, tmp_path):
+    config = tiny_config(method, tmp_path, max_steps=6, eval_every=2, lr=1e-2)
+    config.method.prefix_projection = True  # prefix: the MLP and its optimizer state in last/, folded in best/
+    return config
+
+
+@pytest.mark.parametrize("method", ["lora", "prefix"])
+def test_resume_equals_uninterrupted_bitwise(tmp_path, monkeypatch, method):
+    config = resumable_config(method, tmp_path)
     straight = tmp_path / "straight"
     train(config, straight, show_progress=False)
 
@@ -124,8 +132,7 @@ def test_resume_equals_uninterrupted_bitwise(tmp_path, monkeypatch):
 
     monkeypatch.setattr(training, "lr_at", interrupt_at_step_3)
     broken = tmp_path / "broken"
-    result = train(tiny_config("lora", tmp_path, max_steps=6, eval_every=2, lr=1e-2), broken,
-                     show_progress=False)
+    result = train(resumable_config(method, tmp_path), broken, show_progress=False)
     assert result["interrupted"] == "SIGINT" and result["step"] == 4
     monkeypatch.setattr(training, "lr_at", real_lr_at)
     summary = train(read_config(broken), broken, resume=True, show_progress=False)
@@ -162,7 +169,7 @@ def test_run_folder_contents_and_summary(tmp_path):
     assert [e["step"] for e in events(run, "eval")] == [0, 2, 3]
 
 
-@pytest.mark.parametrize("method", ["prompt", "lora", "last-layers"])
+@pytest.mark.parametrize("method", ["prompt", "prefix", "lora", "last-layers"])
 def test_gradient_checkpointing_gives_the_same_gradients(method):
     """On a 4-block model; last-layers trains blocks 2 and 3. Block 3 (the last) runs outside checkpointing,
     at the labelled positions only (`minisumm.speedups.labelled_positions.last_block_at`)."""

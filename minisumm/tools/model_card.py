@@ -99,12 +99,13 @@ def hf_card(facts: Facts) -> str:
 def peft_card(facts: Facts, recorded: str, note: str, base_copy: str) -> str:
     """The card of a PEFT adapter export (`--to peft`): `recorded` is its base_model_name_or_path, `note` says
     why, `base_copy` is where the card's code loads the base from when passing it explicitly."""
-    prompt = facts.config.method.method in ("prompt", "prefix")
+    method = facts.config.method.method
     # PEFT 0.21 looks for the KV cache under generate's old name `past_key_values`; transformers 5 calls it
-    # `cache`, so PEFT would insert the soft prompt (or prefix) again at every cached step. Without a cache it
-    # cannot.
-    no_cache = (f"use_cache=False)  # PEFT 0.21 + transformers 5: a cache would repeat the "
-                f"{'soft prompt' if facts.config.method.method == 'prompt' else 'prefix'}" if prompt else "")
+    # `cache`, so PEFT would insert the soft prompt again at every cached step, and a prefix's cached decoding
+    # departs from minisumm's after a few tokens (benchmarks/check_peft.py). Without a cache both are right.
+    no_cache = {"prompt": "use_cache=False)  # PEFT 0.21 + transformers 5: a cache would repeat the soft prompt",
+                "prefix": "use_cache=False)  # PEFT 0.21 + transformers 5: with a cache it decodes other tokens",
+                }.get(method, "")
     code = _decode_code(facts, "from peft import AutoPeftModelForCausalLM\nfrom transformers import AutoTokenizer, "
                                "GenerationConfig, LogitsProcessor, NoRepeatNGramLogitsProcessor",
                         f'model = AutoPeftModelForCausalLM.from_pretrained("{facts.folder}")  '
