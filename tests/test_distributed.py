@@ -41,7 +41,8 @@ def torchrun(processes: int, flags: list[str], tmp_path: Path, name: str) -> lis
     return [json.loads((reports / f"rank{rank}.json").read_text()) for rank in range(processes)]
 
 
-def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_path):
+@pytest.mark.parametrize("method", ["lora", "prefix"])
+def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_path, method):
     """torchrun with 2 CPU processes x batch 2 gives the losses and gradient norm of 1 process x batch 4, and
     one run folder; every collective on the way received a tensor on the training device. The summaries have
     different lengths, so the two processes' halves of a batch hold different label counts: only a loss
@@ -53,7 +54,7 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_pat
     assert labels[0] != labels[1], labels  # byte tokens: one label per byte, plus EOS
     common = [*SMALL, "--data", "", "--train-file", train_file, "--validation-file", validation_file,
               "--train-size", "all", "--validation-size", "all", "--max-summary-tokens", "128",
-              "--cache-dir", str(tmp_path / "cache")]
+              "--cache-dir", str(tmp_path / "cache"), "--method", method]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     single, double = tmp_path / "single", tmp_path / "double"
     subprocess.run([sys.executable, "train.py", *common, "--batch-size", "4", "--out", str(single)],

@@ -9,8 +9,10 @@ and ln_f are needed at the labelled positions only:
                                            queries, attention, c_proj, MLP, ln_f at the N labelled ──► lm_head
 
 On CNN/DM-shaped batches (~944 article + ~80 summary tokens) that skips most of the last block's time and
-memory, forward and backward. The loss and gradients equal the plain path's (tests/test_loss.py); dropout
-draws the same distribution, only over fewer positions. This is the loss the training loop and evaluation run.
+memory, forward and backward. A prefix (`minisumm.methods.prefix`) reaches every block through the cache
+that `minisumm.model.with_prefix` makes, the last block's keys and values included. The loss and gradients
+equal the plain path's (tests/test_loss.py); dropout draws the same distribution, only over fewer positions.
+This is the loss the training loop and evaluation run.
 """
 
 from __future__ import annotations
