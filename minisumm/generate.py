@@ -1,6 +1,6 @@
 """Batched, KV-cached greedy decoding, written out by hand over `minisumm.model.body`.
 
-    prompts (left-padded) ──prefill: body, empty cache──► prefix, soft prompt + prompt in the cache, next-token log-probs
+    prompts (left-padded) ──prefill: body, empty cache──► prefix or soft prompt + prompt cached, next-token log-probs
         ──► ban_tokens, pick a token per row ──decode_step: body, 1 token, cache──► next log-probs
         ──► ... until EOS or max_new_tokens
 

@@ -1,4 +1,4 @@
-"""GPT-2 as minisumm uses it: load it, apply a method, and run its forward pass with a soft prompt or prefix in front.
+"""GPT-2 as minisumm uses it: load it, apply a method, run its forward pass with a soft prompt or prefix in front.
 
     load_gpt2(name)                 → (GPT2LMHeadModel, tokenizer)   a hub id or a local save_pretrained folder
     build(config, load)             → (model, tokenizer, trainable parameters, config as built)
@@ -13,9 +13,10 @@ The forward pass:
 Positions count real tokens only, `position_ids = attention_mask.cumsum(-1) - 1`, so a left-padded prompt
 and a right-padded training example give each token the position it would have alone. A soft prompt's P
 vectors take positions 0…P-1 and the text starts at P; a prefix (`minisumm.methods.prefix`) puts P ones in
-front of the mask the same way, so the text starts at P behind it too. The loss (`minisumm.loss`), its faster equal
-(`minisumm.speedups.labelled_positions`) and the decoder (`minisumm.generate`) all go through `embed`, and
-the loss and the decoder through `body`: a method that changes the forward pass changes it there.
+front of the mask the same way (`with_prefix`), so the text starts at P behind it too. The loss
+(`minisumm.loss`), its faster equal (`minisumm.speedups.labelled_positions`) and the decoder
+(`minisumm.generate`) all go through `embed` and `with_prefix`, and the loss and the decoder through `body`: a
+method that changes the forward pass changes it there.
 """
 
 from __future__ import annotations

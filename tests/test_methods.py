@@ -59,7 +59,8 @@ def perturb(trainable) -> None:
     (MethodConfig(method="last-layers", last_layers=2), 14_177_280),
     (MethodConfig(method="last-layers", last_layers=2, train_lm_head=True), 14_177_280 + 38_597_376),
     (MethodConfig(method="full"), 124_439_808),
-], ids=["prompt20", "prompt100", "prefix20", "prefix20-projection", "lora-qkv-r8", "lora-qv-r4", "last2", "last2-head", "full"])
+], ids=["prompt20", "prompt100", "prefix20", "prefix20-projection", "lora-qkv-r8", "lora-qv-r4", "last2", "last2-head",
+        "full"])
 @pytest.mark.filterwarnings("ignore:--train-lm-head")
 def test_trainable_counts_on_gpt2_small(method_config, expected):
     with torch.device("meta"):  # GPT-2 small's architecture, no memory, no init time

@@ -10,6 +10,7 @@ import torch
 from conftest import tiny_config
 from test_checkpoint import saved
 from minisumm import methods
+from minisumm.cli.evaluate import main as evaluate_main
 from minisumm.config import MethodConfig
 from minisumm.errors import MinisummError, run_cli
 from minisumm.loss import label_loss as plain_loss
@@ -150,7 +151,7 @@ def test_activation_checkpointing_keeps_the_prefix_and_the_gradients(loss_fn):
 def test_a_projected_run_saves_best_folded_and_last_whole(tmp_path):
     config = tiny_config("prefix", tmp_path, max_steps=2, eval_every=1, lr=1e-2)
     config.method.prefix_projection, config.method.prefix_length = True, 4
-    train(config, tmp_path / "run", show_progress=False)
+    summary = train(config, tmp_path / "run", show_progress=False)
     best = read_tensors(tmp_path / "run" / "best" / "weights.safetensors")
     last = read_tensors(tmp_path / "run" / "last" / "weights.safetensors")
     assert list(best) == ["prefix.embedding"] and best["prefix.embedding"].shape == (4, 2 * 2 * 64)
@@ -160,6 +161,10 @@ def test_a_projected_run_saves_best_folded_and_last_whole(tmp_path):
     assert json.loads((tmp_path / "run" / "config.json").read_text())["config"]["method"]["prefix_projection"]
     model, _, config = load_checkpoint(tmp_path / "run")
     assert model.prefix.mlp is None and config.method.method == "prefix"
+    # evaluate.py on the folded best/ scores the validation split as the trainer did with the MLP
+    assert run_cli(evaluate_main, [str(tmp_path / "run"), "--split", "validation", "--max-new-tokens", "4"]) == 0
+    metrics = json.loads((tmp_path / "run" / "eval" / "metrics.json").read_text())
+    assert metrics["loss"] == pytest.approx(summary["best_val_loss"], rel=1e-5)
 
 
 def test_the_merged_export_refuses_a_prefix_in_one_sentence(tmp_path, capsys):

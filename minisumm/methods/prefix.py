@@ -136,7 +136,8 @@ def add_prefix(model, length: int, projection: bool, init: str, text: str = "", 
 def fold(tensors: dict[str, torch.Tensor], n_layer: int, n_head: int) -> dict[str, torch.Tensor]:
     """A projected prefix's trained tensors (`prefix.embedding`, `prefix.mlp.*`) → `{"prefix.embedding": the
     MLP's output (P, L·2·C)}`, what a prefix without the projection holds: the same keys and values."""
-    projected = Prefix(tensors["prefix.embedding"], n_layer, n_head, projection=True)
+    with torch.random.fork_rng(devices=[]):  # the MLP's fresh values are overwritten: keep the run's random stream
+        projected = Prefix(tensors["prefix.embedding"], n_layer, n_head, projection=True)
     projected.load_state_dict({name.removeprefix("prefix."): t for name, t in tensors.items()})
     with torch.no_grad():
         return {"prefix.embedding": projected.flat().contiguous()}

@@ -12,8 +12,8 @@ A plain file is skipped without a word (`runs/*` also matches the files that run
 runs); anything else (a missing path, an empty folder, unreadable JSON) is skipped with a one-line note.
 
 Rows: baselines first, then runs from the fewest trainable parameters to the most, which for the five
-methods at their defaults is prompt → LoRA → prefix → last layers → full. ROUGE columns are F-measures × 100 as evaluate.py stores
-them (Lin 2004, Google's rouge-score): the bootstrap median with its 95% interval, `36.1 [35.2, 37.0]`.
+methods at their defaults is prompt → LoRA → prefix → last layers → full. ROUGE columns are F-measures × 100
+as evaluate.py stores them (Lin 2004, Google's rouge-score): the bootstrap median with its 95% interval, `36.1 [35.2, 37.0]`.
 Sizes use 1 KB = 1,024 bytes; checkpoint size is the run's best/ folder (the trained weights + config).
 
 The terminal gets the key columns (run, trainable parameters, best validation loss, wall time, ROUGE-L with
