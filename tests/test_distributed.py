@@ -54,7 +54,8 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_pat
     assert labels[0] != labels[1], labels  # byte tokens: one label per byte, plus EOS
     common = [*SMALL, "--data", "", "--train-file", train_file, "--validation-file", validation_file,
               "--train-size", "all", "--validation-size", "all", "--max-summary-tokens", "128",
-              "--cache-dir", str(tmp_path / "cache"), "--method", method]
+              "--cache-dir", str(tmp_path / "cache"), "--method", method,
+              *(["--prefix-length", "4"] if method == "prefix" else [])]  # 160 positions: room for the article
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     single, double = tmp_path / "single", tmp_path / "double"
     subprocess.run([sys.executable, "train.py", *common, "--batch-size", "4", "--out", str(single)],
