@@ -227,7 +227,7 @@ def _base(c: RunConfig) -> str:
     if name == TINY_RANDOM:
         return "`tiny-random`: 2 layers, 64 wide, random weights built in code, a byte-level tokenizer"
     if name == TINY_NEWS:
-        return f"`tiny-news`: a 1M-parameter GPT-2 pretrained by minisumm on invented news{random}"
+        return f"`tiny-news`: a 1.4M-parameter GPT-2 pretrained by minisumm on invented news{random}"
     if _is_hub_id(c):
         return f"`{name}` (Hugging Face hub){random}"
     return f"the local folder `{name}`{random}"
@@ -240,7 +240,7 @@ def _demo_note(c: RunConfig) -> str:
     if c.model.random_init:
         return "Its base model was built with random weights (--random-init): for speed measurements only."
     if c.model.model == TINY_NEWS:
-        return ("A 1M-parameter model pretrained on invented news: it shows fine-tuning at work in minutes, it "
+        return ("A 1.4M-parameter model pretrained on invented news: it shows fine-tuning at work in minutes, it "
                 "does not summarise real news.")
     return ""
 
