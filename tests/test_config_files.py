@@ -85,7 +85,7 @@ def test_yaml_without_pyyaml_is_one_sentence_pointing_to_json(tmp_path, monkeypa
     ({"lora_rank": 4.5}, "lora_rank should be a whole number; got 4.5."),
     ({"lr": [0.1]}, "lr should be a number; got [0.1]."),
     ({"epochs": None}, "epochs should be a whole number; got None."),
-    ({"method": "adapter"}, "method should be one of prompt, lora, last-layers, full; got 'adapter'."),
+    ({"method": "adapter"}, "method should be one of prompt, prefix, lora, last-layers, full; got 'adapter'."),
     ({"decay_1d": "yes"}, "decay_1d should be true or false; got 'yes'."),
     ({"format_version": 99, "config": RunConfig().to_dict()}, "was written in format 99"),
     ({"config": RunConfig().to_dict(), "lr": 0.1}, "looks like a run's config.json but also holds 'lr'"),

@@ -94,7 +94,7 @@ def test_python_dash_m_minisumm_help_train_help_and_evaluate(tmp_path):
     assert status == 0 and text.startswith("usage: python -m minisumm COMMAND")
     assert all(f"\n  {name} " in text for name in console.COMMANDS)
     status, text, _ = finish(train)
-    assert status == 0 and "--method {prompt,lora,last-layers,full}" in text
+    assert status == 0 and "--method {prompt,prefix,lora,last-layers,full}" in text
     status, text, errors = finish(evaluate)
     assert status == 0, errors
     assert "rougeLsum" in text and "\r" not in text + errors  # a pipe gets no progress bars

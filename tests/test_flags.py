@@ -72,7 +72,7 @@ def test_train_help_states_each_default_once():
         assert text.lower().count("default") <= 1 and "(default: None)" not in text, text
         if flag in from_fields:
             assert text.lower().count("default") == 1, text
-    assert "default: per method: prompt 3e-2, lora 2e-4" in helps["--lr"]
+    assert "default: per method: prompt 3e-2, prefix 5e-3, lora 2e-4" in helps["--lr"]
     assert helps["--eval-every"].endswith("(default: once per epoch).")
     assert helps["--lora-rank"].endswith("LoRA rank r. (default: 8)")
     assert helps["--train-lm-head"].endswith("(default: off)")
