@@ -21,6 +21,16 @@ def plain_attention(q, k, v, allowed, keep, p, scale):
     return (probs * keep / (1 - p)) @ v
 
 
+def assert_block_attention_is_plain_attention(q, k, v, allowed, keep):
+    """The blocked autograd Function equals the plain formula, in its output and in all three gradients."""
+    ours = CausalDropoutAttention.apply(q, k, v, allowed, keep, 0.3, 8 ** -0.5)
+    plain = plain_attention(q, k, v, allowed, keep, 0.3, 8 ** -0.5)
+    torch.testing.assert_close(ours, plain, rtol=1e-5, atol=1e-5)
+    grad = torch.randn_like(plain)
+    for a, b in zip(torch.autograd.grad(ours, (q, k, v), grad), torch.autograd.grad(plain, (q, k, v), grad)):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize("length", [70, 150])  # a partial last block; several blocks (BLOCK = 64)
 @pytest.mark.parametrize("padded", [False, True])
 def test_block_attention_equals_the_plain_formula_and_its_gradients(length, padded):
@@ -32,12 +42,7 @@ def test_block_attention_equals_the_plain_formula_and_its_gradients(length, padd
         real[1, 50:] = False
         allowed = real[:, None, None, :].expand(2, 1, length, length)
     keep = draw_keep(2, 3, length, 0.3)
-    ours = CausalDropoutAttention.apply(q, k, v, allowed, keep, 0.3, 8 ** -0.5)
-    plain = plain_attention(q, k, v, allowed, keep, 0.3, 8 ** -0.5)
-    torch.testing.assert_close(ours, plain, rtol=1e-5, atol=1e-5)
-    grad = torch.randn_like(plain)
-    for a, b in zip(torch.autograd.grad(ours, (q, k, v), grad), torch.autograd.grad(plain, (q, k, v), grad)):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    assert_block_attention_is_plain_attention(q, k, v, allowed, keep)
 
 
 @pytest.mark.parametrize("prefix", [5, 70])  # fewer keys than a block; more
@@ -51,12 +56,7 @@ def test_a_prefix_s_keys_go_first_in_every_block(prefix):
     allowed = real[:, None, None, :].expand(2, 1, length, prefix + length)
     keep = draw_keep(2, 3, length, 0.3, prefix=prefix)
     assert keep.shape == (2, 3, length, prefix + length)
-    ours = CausalDropoutAttention.apply(q, k, v, allowed, keep, 0.3, 8 ** -0.5)
-    plain = plain_attention(q, k, v, allowed, keep, 0.3, 8 ** -0.5)
-    torch.testing.assert_close(ours, plain, rtol=1e-5, atol=1e-5)
-    grad = torch.randn_like(plain)
-    for a, b in zip(torch.autograd.grad(ours, (q, k, v), grad), torch.autograd.grad(plain, (q, k, v), grad)):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    assert_block_attention_is_plain_attention(q, k, v, allowed, keep)
 
 
 def test_gpt2_with_a_prefix_trains_through_the_blocks_with_the_prefix_s_keys(monkeypatch):
