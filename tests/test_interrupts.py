@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from minisumm import training
-from minisumm.errors import run_cli
+from minisumm.errors import Interrupted, run_cli
+from minisumm.tools.interrupt import raising
 from minisumm.tools.folder_lock import lock_path
 from minisumm.cli.train import main as train_main
 from test_cli import SMALL
@@ -61,6 +62,49 @@ def test_a_signal_while_the_model_loads_writes_nothing_and_keeps_the_run_it_woul
     signal_during(monkeypatch, training, "build", [sig])
     assert run_cli(train_main, [*flags(tmp_path, run), "--overwrite"]) == 128 + sig
     assert snapshot(run) == before
+
+
+def _library_with_a_bare_except(swallow: bool):
+    """What multiprocess (imported by datasets) does around an import: a bare `except:` that catches the
+    signal's exception and either goes on or fails with an error of its own."""
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+    except:  # noqa: E722 (the point of the test)
+        if not swallow:
+            raise ModuleNotFoundError("No module named 'version'")
+    return "went on"
+
+
+@pytest.mark.parametrize("swallow", [True, False], ids=["swallowed", "turned-into-another-error"])
+def test_a_signal_that_a_library_catches_still_ends_set_up_as_an_interrupt(swallow):
+    with pytest.raises(Interrupted) as stop:
+        with raising():
+            _library_with_a_bare_except(swallow)
+    assert stop.value.signum == signal.SIGTERM
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler found before is back
+
+
+def test_an_error_in_set_up_without_a_signal_stays_that_error():
+    with pytest.raises(ModuleNotFoundError):
+        with raising():
+            raise ModuleNotFoundError("No module named 'version'")
+    with raising():
+        pass  # and a quiet block ends quietly
+
+
+@pytest.mark.parametrize("swallow", [True, False], ids=["swallowed", "turned-into-another-error"])
+def test_train_ends_with_the_interrupt_line_when_a_library_caught_the_signal(tmp_path, monkeypatch, capsys, swallow):
+    run = tmp_path / "run"
+    real = training.build
+
+    def build(*args, **kwargs):
+        _library_with_a_bare_except(swallow)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(training, "build", build)
+    assert run_cli(train_main, flags(tmp_path, run)) == 143
+    assert "while loading the model and data; nothing was written" in one_line(capsys)
+    assert not run.exists() and not lock_path(run).exists()
 
 
 def test_a_signal_during_the_step_0_validation_saves_a_resumable_run(tmp_path, monkeypatch, capsys):

@@ -27,7 +27,7 @@ from minisumm.device import peak_memory_mb, reset_peak_memory
 from minisumm.errors import MinisummError
 from minisumm.tools import console, loading
 from minisumm.tools.checkpoint import folder_size
-from minisumm.tools.interrupt import Interrupt
+from minisumm.tools.interrupt import Interrupt, raise_pending
 from minisumm.tools.resume import restore, save_last
 from minisumm.tools.run_folder import RunFolder
 from minisumm.tools.token_cache import build_datasets
@@ -72,6 +72,7 @@ def start(config: RunConfig, out: str | Path, *, resume: bool = False, overwrite
                                             disable=None if r.show_progress else True)
     if resume and run.has_checkpoint():
         restore(t, run)  # a run stopped before its first save has no last/: it starts again from step 0
+    raise_pending()  # a signal that a library caught during set-up: stop before the first write
     run.create()
     if t.config.train.tensorboard:
         run.open_tensorboard(t.state.step)
