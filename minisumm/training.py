@@ -164,7 +164,7 @@ def setup(config: RunConfig, *, load=None, encode=encode_splits) -> Training:
                                    batch_size=t.batch_size, grad_accum=t.grad_accum, seed=t.seed,
                                    group_by_length=config.data.group_by_length, eval_batches=t.eval_batches,
                                    rank=dist.rank, world=dist.world_size)
-    total_steps = min(t.epochs * batches.steps_per_epoch, t.max_steps or math.inf)
+    total_steps = min(config.max_epochs() * batches.steps_per_epoch, t.max_steps or math.inf)
     return Training(config=config, device=device, dist=dist, precision=precision, model=model,
                     tokenizer=tokenizer, params=params, loss_fn=loss_fn, loss_module=loss_module,
                     optimizer=make_optimizer(params, config, device),

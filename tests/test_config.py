@@ -56,3 +56,14 @@ def test_help_documents_every_flag_with_its_default(capsys):
                  "--eval-every", "--max-steps", "--precision", "--resume", "--device", "--seed"):
         assert flag in text
     assert "(default: 8)" in text  # lora rank
+
+
+def test_tiny_news_trains_up_to_30_epochs_and_epochs_overrides_every_preset():
+    def epochs(model, method, given=None):
+        config = RunConfig()
+        config.model.model, config.method.method, config.train.epochs = model, method, given
+        return config.max_epochs()
+
+    assert [epochs("tiny-news", m) for m in ("prompt", "prefix", "lora", "last-layers", "full")] == [30] * 5
+    assert [epochs("gpt2", m) for m in ("prompt", "lora", "full")] == [10, 10, 10]
+    assert epochs("tiny-news", "lora", 3) == epochs("gpt2", "lora", 3) == 3

@@ -145,8 +145,11 @@ def test_the_shipped_model_is_what_the_recipe_in_this_code_builds():
     model, tokenizer = load_model_and_tokenizer("tiny-news")
     assert SHIPPED["parameters"] == sum(p.numel() for p in model.parameters())
     config = pretrain.model_config(pretrain.Recipe(), len(tokenizer), tokenizer.eos_token_id)
-    assert {k: getattr(model.config, k) for k in ("n_layer", "n_head", "n_embd", "n_positions", "vocab_size")} == \
-        {k: getattr(config, k) for k in ("n_layer", "n_head", "n_embd", "n_positions", "vocab_size")}
+    keys = ("n_layer", "n_head", "n_embd", "n_positions", "vocab_size", "attn_pdrop", "resid_pdrop", "embd_pdrop")
+    assert {k: getattr(model.config, k) for k in keys} == {k: getattr(config, k) for k in keys}
+    # pretrained without dropout, so fine-tuned without it unless --dropout asks: a frozen base that never
+    # met dropout is damaged by it, and prompt tuning, prefix tuning and LoRA cannot adapt to the damage
+    assert model.config.resid_pdrop == model.config.embd_pdrop == model.config.attn_pdrop == 0.0
     assert (MODEL_DIR / "model.safetensors").stat().st_size < 20 * 2**20
 
 

@@ -167,13 +167,16 @@ def train_tokenizer(articles: list[str], vocab_size: int, max_length: int, name_
 
 
 def model_config(recipe: Recipe, vocab_size: int, eos_id: int):
-    """GPT-2's architecture, small. Residual and embedding dropout 0.1 as in GPT-2 for fine-tuning; no
-    attention dropout, so attention runs PyTorch's fused kernel (pretraining itself runs without dropout)."""
+    """GPT-2's architecture, small, and no dropout anywhere: pretraining runs without it (the text is
+    plentiful), and the saved config says so. GPT-2 itself was pretrained with dropout 0.1 and keeps it for
+    fine-tuning; a model that never met dropout does not survive it: with 0.1 in the residual stream of
+    this frozen base, LoRA's best validation loss on the sample was 2.64, without it 1.90 (same 100 steps).
+    `--dropout` still adds some for a run that wants it."""
     from transformers import GPT2Config
 
     return GPT2Config(vocab_size=vocab_size, n_positions=recipe.n_positions, n_embd=recipe.n_embd,
                       n_layer=recipe.n_layer, n_head=recipe.n_head, bos_token_id=eos_id, eos_token_id=eos_id,
-                      attn_pdrop=0.0, resid_pdrop=0.1, embd_pdrop=0.1)
+                      attn_pdrop=0.0, resid_pdrop=0.0, embd_pdrop=0.0, summary_first_dropout=0.0)
 
 
 def token_stream(tokenizer, articles: list[str]) -> torch.Tensor:
@@ -208,10 +211,6 @@ def pretrain(out: Path | None, recipe: Recipe = Recipe(), show_progress: bool = 
         torch.manual_seed(recipe.seed)
         model = GPT2LMHeadModel(model_config(recipe, len(tokenizer), tokenizer.eos_token_id))
         generator = torch.Generator().manual_seed(recipe.seed)
-        for module in model.modules():  # no dropout while pretraining (the text is plentiful); the saved
-            # config keeps GPT-2's 0.1 for fine-tuning, so model.set_dropout, which changes it, is not used
-            if isinstance(module, torch.nn.Dropout):
-                module.p = 0.0
         use_fused_gelu(model)
         decay = [p for p in model.parameters() if p.ndim >= 2]
         no_decay = [p for p in model.parameters() if p.ndim < 2]

@@ -85,7 +85,7 @@ def start_banner(t, run_path) -> str:
         f"of positions",
         f"batch {c.train.batch_size} x {c.train.grad_accum} accumulated x {world} = "
         f"{c.train.batch_size * c.train.grad_accum * world} examples per step | {b.steps_per_epoch} steps per "
-        f"epoch | up to {t.total_steps} steps ({c.train.epochs} epochs)",
+        f"epoch | up to {t.total_steps} steps ({c.max_epochs()} epochs)",
         f"lr {c.peak_lr():.2g}: {t.warmup_steps} warmup steps, cosine to {c.peak_lr() * c.train.min_lr_ratio:.2g} "
         f"| validate every {t.eval_every} steps, stop after {c.train.patience} without improvement",
         f"run folder {run_path}" + (f" (resumed at step {t.state.step})" if t.state.step else ""),
