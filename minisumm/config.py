@@ -45,7 +45,8 @@ DEFAULT_EPOCHS = 10
 # validation split (2026-12-03, no dropout): LoRA 6.18 → 1.90 in a 10-epoch run, 1.45 in a 30-epoch one (the
 # last five gaining 0.05); prompt 6.19 → 3.92, prefix 6.19 → 1.83, both still gaining ~0.01 an epoch at the end;
 # last-layers stops early after 14 epochs, its best 1.15 at epoch 11. `--epochs` overrides. The rates above
-# still stand there: prompt 1 → 3.91 against 3e-1 → 3.92, LoRA 1e-2 → 1.57 against 3e-2 → 1.45.
+# still stand there: prompt 1 → 3.91 against 3e-1 → 3.92, LoRA 1e-2 → 1.57 against 3e-2 → 1.45, prefix
+# 1e-1 → 2.09 and 1 → 2.01 against 3e-1 → 1.83.
 TINY_NEWS_EPOCHS = 30
 
 
