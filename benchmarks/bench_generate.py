@@ -3,7 +3,9 @@
 Both decode the same left-padded batch of random prompts (lengths spread over the last quarter below
 --prompt-tokens, so padding is exercised) on the same model, greedy, no n-gram ban, and exactly
 --new-tokens tokens each (min = max new tokens: EOS can never end a row early, so both do the same work).
-Per method:
+The model is the one evaluate.py decodes with (`minisumm.tools.decoding.ready_to_decode`): LoRA merged,
+the fused GELU, and cast to --precision, which `auto` resolves as evaluate.py does (bf16 or fp16 on CUDA,
+fp32 on CPU). Per method:
 - plain: the base model;
 - lora:  LoRA (r=8 on q, k, v) with random B, merged into the weights as for evaluation;
 - prompt: a 20-token soft prompt; transformers gets it as `inputs_embeds` = [soft prompt, token embeddings]
@@ -32,8 +34,10 @@ import torch  # noqa: E402
 from minisumm import methods  # noqa: E402
 from minisumm.tools.atomic import write_json  # noqa: E402
 from minisumm.config import MethodConfig  # noqa: E402
+from minisumm.device import resolve_precision  # noqa: E402
 from minisumm.errors import MinisummError  # noqa: E402
 from minisumm.generate import generate, left_pad  # noqa: E402
+from minisumm.tools.decoding import ready_to_decode  # noqa: E402
 from minisumm.tools.loading import load_model_and_tokenizer  # noqa: E402
 
 SHARED_GPT2 = _common.SHARED_GPT2
@@ -51,9 +55,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=2, help="Timed runs per decoder; the best one counts.")
     parser.add_argument("--methods", default=",".join(METHODS), help="Comma-separated subset of plain,lora,prompt.")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
+                        help="Decoding precision, as evaluate.py's flag (default: auto, as evaluate.py resolves it).")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice).")
     parser.add_argument("--json", default=None, help="Also write the results to this JSON file.")
     args = parser.parse_args(argv)
+    args.precision = resolve_precision(args.precision, torch.device(args.device))
     if args.model is None:
         args.model, args.random_init = (str(SHARED_GPT2), True) if SHARED_GPT2.is_dir() else ("tiny-random", False)
     unknown = set(args.methods.split(",")) - set(METHODS)
@@ -72,10 +79,11 @@ def build_model(args, method: str):
             for name, param in model.named_parameters():
                 if "lora_B" in name:
                     param.normal_(0.0, 0.02)
-        methods.merge(model)
     elif method == "prompt":
         methods.apply(model, MethodConfig(method="prompt", prompt_length=20, prompt_init="random"))
-    return model.to(args.device).eval(), tokenizer
+    model.to(args.device).eval()
+    ready_to_decode(model, args.precision)  # LoRA merged, fused GELU, the precision's dtype: as evaluate.py
+    return model, tokenizer
 
 
 def random_prompts(args, vocab_size: int) -> list[list[int]]:
@@ -132,12 +140,12 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     results = {"settings": {k: getattr(args, k) for k in ("model", "random_init", "batch_size", "prompt_tokens",
-                                                           "new_tokens", "repeats")},
+                                                           "new_tokens", "repeats", "precision")},
                "machine": {"device": args.device, **_common.machine_info(torch.device(args.device))},
                "methods": {}}
     print(f"model {args.model}{' (random weights)' if args.random_init else ''}, batch {args.batch_size}, "
           f"prompts up to {args.prompt_tokens} tokens, {args.new_tokens} new tokens, device {args.device}, "
-          f"{torch.get_num_threads()} threads")
+          f"{args.precision}, {torch.get_num_threads()} threads")
     print(f"{'method':<8} {'minisumm tok/s':>15} {'transformers tok/s':>19} {'speedup':>8}  same output")
     for method in args.methods.split(","):
         model, tokenizer = build_model(args, method)

@@ -53,6 +53,44 @@ def test_zero_shot_baseline_runs_the_untrained_model(tmp_path):
     assert metrics["decoding"] == dataclasses.asdict(DecodeConfig(max_new_tokens=6))  # the settings used, all of them
 
 
+def test_decoding_has_its_own_batch_size_wide_on_cuda_and_the_predictions_keep_their_order(tmp_path, capsys,
+                                                                                            monkeypatch):
+    import torch
+
+    from minisumm.tools import decoding
+
+    assert decoding.decode_batch_size(None, torch.device("cuda", 0), 8) == decoding.CUDA_DECODE_BATCH_SIZE == 64
+    assert decoding.decode_batch_size(None, torch.device("cpu"), 8) == 8  # the loss pass's, on a CPU
+    assert decoding.decode_batch_size(5, torch.device("cuda", 0), 8) == 5
+    help_text = " ".join(evaluate_cli.parser().format_help().split())
+    assert "--decode-batch-size" in help_text and "(default: 64 on CUDA" in help_text
+
+    used = []
+
+    def recording_summarize(*args, batch_size, **kwargs):
+        used.append(batch_size)
+        return decoding.summarize(*args, batch_size=batch_size, **kwargs)
+
+    monkeypatch.setattr(evaluate_cli, "summarize", recording_summarize)
+    predictions = {}
+    for flags in ([], ["--decode-batch-size", "2"]):  # one batch of 4 (--batch-size, on a CPU), or 2 + 2
+        out = tmp_path / f"out{len(flags)}"
+        assert run_cli(evaluate_main, ["--baseline", "zero-shot", "--model", "tiny-random", "--data", "sample",
+                                       "--limit", "4", "--max-new-tokens", "6", "--batch-size", "4",
+                                       "--out", str(out), *flags]) == 0
+        assert json.loads((out / "metrics.json").read_text())["decode_batch_size"] == used[-1]
+        predictions[len(flags)] = (out / "predictions.jsonl").read_text()
+    assert used == [4, 2]
+    assert predictions[0] == predictions[2]  # same summaries for the same ids, in the data's order
+    assert len({json.loads(line)["prediction"] for line in predictions[0].splitlines()}) > 2  # not all alike
+
+    monkeypatch.setattr(evaluate_cli, "load_checkpoint", lambda *a: pytest.fail("the model was loaded"))
+    for value in ("0", "-3"):
+        assert run_cli(evaluate_main, [str(tmp_path), "--out", str(tmp_path / "eval"),
+                                       "--decode-batch-size", value]) == 2
+        assert capsys.readouterr().err == f"error: --decode-batch-size must be at least 1; got {value}.\n"
+
+
 def test_checkpoint_whose_base_model_cannot_be_loaded(tmp_path, capsys):
     folder, _ = saved(tmp_path)
     record = json.loads((folder / "config.json").read_text())

@@ -1,5 +1,6 @@
 """Hand-written decoding against independent references: uncached argmax over transformers' own forward,
-transformers' `generate` (greedy and beam search), and hand-checked properties (EOS, min length, n-grams).
+transformers' `generate` (greedy and beam search), and hand-checked properties (EOS, min length, n-grams,
+input order, one host wait per generated token).
 
 Tests run on the tiny-random architecture with weights redrawn here (`lively_model`): greedy outputs vary
 and ordinary tokens turn up often enough to serve as "EOS" at different steps in different rows.
@@ -8,11 +9,13 @@ and ordinary tokens turn up often enough to serve as "EOS" at different steps in
 import pytest
 import torch
 
+from host_syncs import HostSyncs
+from minisumm import generate as generate_module
 from minisumm.config import MethodConfig
 from minisumm.errors import MinisummError
 from minisumm.tools.beam_search import beam_search, with_beams
-from minisumm.tools.decoding import summarize
-from minisumm.generate import decode_texts, generate, greedy, left_pad, repeated_ngram_tokens
+from minisumm.tools.decoding import ready_to_decode, summarize
+from minisumm.generate import decode_texts, generate, greedy, left_pad, repeated_ngram_ban
 from transformers import DynamicCache, GPT2LMHeadModel
 
 from minisumm.tools.loading import load_model_and_tokenizer
@@ -239,12 +242,31 @@ def test_no_repeated_ngrams(num_beams):
             assert len(out) == 30 and len(set(_ngrams(out, n))) == len(_ngrams(out, n))
 
 
+def repeated_ngram_tokens(history: list[int], n: int) -> set[int]:
+    """By hand: the tokens that, appended to `history`, would complete an n-gram already in it."""
+    ngrams = {tuple(history[i:i + n]) for i in range(len(history) - n + 1)}
+    return {gram[-1] for gram in ngrams if list(gram[:-1]) == history[len(history) - n + 1:]}
+
+
 def test_repeated_ngram_tokens_by_hand():
     assert repeated_ngram_tokens([1, 2, 3, 1, 2], 3) == {3}
     assert repeated_ngram_tokens([1, 2, 3, 1, 2, 4, 1, 2], 3) == {3, 4}
     assert repeated_ngram_tokens([5, 6], 3) == set()
     assert repeated_ngram_tokens([7, 8, 7], 2) == {8}
     assert repeated_ngram_tokens([7, 8], 1) == {7, 8}
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4])
+def test_the_device_side_ngram_ban_bans_what_the_history_repeats(n):
+    """Rows drawn from a 4-token alphabet repeat n-grams often; each row's ban is the set worked out by hand."""
+    generator = torch.Generator().manual_seed(n)
+    for length in (0, n - 1, n, 9, 30):
+        generated = torch.randint(0, 4, (6, length), generator=generator)  # (B, S)
+        banned = repeated_ngram_ban(generated, n, 10) if length >= n else torch.zeros(6, 10, dtype=torch.bool)
+        assert banned.shape == (6, 10)
+        for row, history in zip(banned, generated.tolist()):
+            assert set(row.nonzero().flatten().tolist()) == repeated_ngram_tokens(history, n)
+    assert banned.any()  # the long rows did repeat themselves
 
 
 def test_eos_stops_each_row_where_it_first_appears():
@@ -306,3 +328,83 @@ def test_summarize_keeps_input_order_and_matches_one_at_a_time():
                                                    pad_id=tokenizer.pad_token_id, max_new_tokens=10, num_beams=2))
     assert texts == expected
     assert len(set(texts)) == 3
+
+
+@pytest.mark.parametrize("method", [None, "prefix"])
+def test_greedy_waits_for_the_device_at_most_once_per_generated_token(method, monkeypatch):
+    """Counted on CPU with a dispatch mode (tests/host_syncs.py): between one decode step and the next, at most
+    one point where a GPU's host would wait (rows finishing at different steps, the n-gram ban and the
+    minimum length all in play). The prefill runs once per batch and is not counted."""
+    model = lively_model()
+    if method:
+        model = with_method(model, method)
+    prompts = random_prompts((5, 12, 9, 20, 3, 7, 15, 30))
+    marks = []
+    real_step = generate_module.decode_step
+
+    def marking_step(*args, **kwargs):
+        marks.append(syncs.count)
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(generate_module, "decode_step", marking_step)
+    with HostSyncs() as syncs:
+        out = generate(model, prompts, eos_id=137, pad_id=NEVER, max_new_tokens=25, min_new_tokens=2,
+                       no_repeat_ngram=3)
+        marks.append(syncs.count)
+    assert len({len(o) for o in out}) > 2 and max(len(o) for o in out) == 25  # rows ended at different steps
+    per_token = [b - a for a, b in zip(marks, marks[1:])]
+    assert len(per_token) == 25 - 1 and max(per_token) <= 1, (per_token, syncs.events)
+
+
+def test_batches_hold_similar_lengths_and_outputs_come_back_in_input_order():
+    """Unsorted prompts, three at a time: each batch holds neighbours in length order (longest first), and
+    the outputs, greedy and beam, equal decoding each prompt alone, in the order given."""
+    model = lively_model()
+    lengths = (7, 30, 3, 18, 12, 25, 5, 9)
+    prompts = random_prompts(lengths)
+    for num_beams in (1, 3):
+        search = greedy if num_beams == 1 else with_beams(num_beams)
+        batches = []
+
+        def recording_search(model, input_ids, attention_mask, **settings):
+            batches.append(attention_mask.sum(-1).tolist())
+            return search(model, input_ids, attention_mask, **settings)
+
+        settings = dict(eos_id=137, pad_id=NEVER, max_new_tokens=10)
+        together = generate(model, prompts, batch_size=3, search=recording_search, **settings)
+        assert batches == [[30, 25, 18], [12, 9, 7], [5, 3]]
+        assert together == [generate(model, [p], search=search, **settings)[0] for p in prompts]
+        assert len({tuple(o) for o in together}) == len(prompts)
+
+
+def test_rows_that_finish_leave_the_batch_without_changing_anyone_s_tokens():
+    """Twelve rows ending at different steps (finished rows repeat EOS, then leave in groups): each equals the
+    uncached argmax of transformers' forward on its prompt alone, stopped at its own EOS."""
+    model = lively_model()
+    prompts = random_prompts((5, 12, 9, 20, 3, 7, 15, 30, 11, 25, 4, 18), seed=3)
+    ours = generate(model, prompts, eos_id=137, pad_id=NEVER, max_new_tokens=20, no_repeat_ngram=0)
+    assert ours == [uncached_greedy(model, p, 20, eos_id=137) for p in prompts]
+    assert len({len(o) for o in ours}) > 4  # many rows finished, at many steps
+
+
+@pytest.mark.parametrize("method", [None, "lora"])
+def test_decoding_with_the_fused_gelu_equals_transformers_gelu(method):
+    """`ready_to_decode` (what evaluate.py and summarize decode with) swaps in the fused GELU: the same
+    log-probs to float rounding and the same tokens as transformers' own GELU, LoRA merged or beside."""
+    from minisumm.speedups.fused_gelu import TanhGELU
+
+    plain = lively_model()
+    if method:
+        plain = with_method(plain, method)
+    fused = with_method(lively_model(), method) if method else lively_model()
+    ready_to_decode(fused, "fp32")
+    assert all(isinstance(block.mlp.act, TanhGELU) for block in fused.transformer.h)
+    assert not any(isinstance(block.mlp.act, TanhGELU) for block in plain.transformer.h)
+    prompts = random_prompts()
+    input_ids, attention_mask = left_pad(prompts, NEVER, "cpu")
+    with torch.inference_mode():
+        expected = generate_module.prefill(plain, input_ids, attention_mask)[0]
+        got = generate_module.prefill(fused, input_ids, attention_mask)[0]
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    settings = dict(eos_id=137, pad_id=NEVER, max_new_tokens=16)
+    assert generate(fused, prompts, **settings) == generate(plain, prompts, **settings)

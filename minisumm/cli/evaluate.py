@@ -5,9 +5,11 @@
     python evaluate.py --baseline lead3 --data cnn_dailymail   # first three sentences of each article
     python evaluate.py --baseline zero-shot --model gpt2       # the untrained model with the "TL;DR:" cue
 
-The model is rebuilt from the checkpoint's own config; LoRA is merged before decoding (no extra cost per
-token; with `--no-speedups` it stays beside its weights, and the loss is `minisumm.loss`'s plain one); the
-soft prompt goes into the prefill. Writes `eval/metrics.json` and `eval/predictions.jsonl`
+The model is rebuilt from the checkpoint's own config; GPT-2's GELU runs as one fused kernel and LoRA is
+merged before decoding (no extra cost per token; with `--no-speedups` both stay as they were, and the loss is
+`minisumm.loss`'s plain one); the soft prompt goes into the prefill. Decoding takes its own batch size
+(`--decode-batch-size`: 64 on CUDA, where the loss pass's 8 would leave the GPU idle), in batches of similar
+article lengths. Writes `eval/metrics.json` and `eval/predictions.jsonl`
 (id, reference, prediction) in the run folder (or `--out`), and prints a short table. The decoding flags
 are `minisumm.config.DecodeConfig`'s, shared with `summarize`. Progress bars (loss, then decoding) go to a
 terminal's stderr only: piped or logged output stays clean. The output folder is checked and locked
@@ -36,12 +38,13 @@ from minisumm.tools.data_files import SUPPORTED
 from minisumm.tools.run_folder import EVAL_FILES
 from minisumm.config import (DataConfig, DecodeConfig, ModelConfig, RunConfig, TrainConfig, add_arguments,
                              check_seed, section_from_args)
-from minisumm.device import low_precision_dtype, peak_memory_mb, reset_peak_memory, resolve_device, resolve_precision
+from minisumm.device import peak_memory_mb, reset_peak_memory, resolve_device, resolve_precision
 from minisumm.errors import WRITE_ERRORS, MinisummError, run_cli, writing
 from minisumm.tools.flags import FlagParser
-from minisumm.tools.decoding import summarize
+from minisumm.tools.decoding import CUDA_DECODE_BATCH_SIZE, decode_batch_size, ready_to_decode, summarize
 from minisumm.tools.loading import load
 from minisumm import loss, speedups
+from minisumm.speedups.fused_gelu import use_fused_gelu
 from minisumm.model import build
 from minisumm.metrics import BASELINES, ROUGE_TYPES, lead3, rouge_scores
 from minisumm.facts import copy_precision
@@ -73,7 +76,11 @@ def parser(prog: str = "evaluate.py") -> argparse.ArgumentParser:
                    help="Score only the first N examples (N at least 1). (default: all of them)")
     add_arguments(p, DecodeConfig)
     p.add_argument("--batch-size", type=int, default=8,
-                   help="Examples per batch for loss and decoding. (default: %(default)r)")
+                   help="Examples per batch of the loss pass. (default: %(default)r)")
+    p.add_argument("--decode-batch-size", type=int, default=None,
+                   help=f"Articles decoded together (similar lengths share a batch). (default: "
+                        f"{CUDA_DECODE_BATCH_SIZE} on CUDA, where narrow batches leave the GPU idle; --batch-size "
+                        f"on CPU)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto. (default: %(default)r)")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
                    help="Precision of the loss (autocast) and of decoding (the model cast to it); "
@@ -124,18 +131,19 @@ def _evaluate(args, decode: DecodeConfig) -> tuple[dict, list, list[str]]:
         predictions = [lead3(example.article) for example in examples]
     else:
         model.to(device)
+        if args.speedups:
+            use_fused_gelu(model)  # the loss pass's too; decoding's comes with ready_to_decode
         reset_peak_memory(device)  # the loss and the decoding each report their own peak
         results.update(_loss(model, tokenizer, examples, data_cfg, prefix, args, device, precision))
         results["loss_peak_memory_mb"] = peak_memory_mb(device)
-        if args.speedups:
-            methods.merge(model)  # LoRA: fold B·A into the weights, so decoding costs what the base model costs
-        if low_precision_dtype(precision) is not None:  # decode in the model's own dtype, without autocast
-            model.to(low_precision_dtype(precision))    # (why: minisumm.generate's docstring)
+        ready_to_decode(model, precision, args.speedups)  # LoRA merged, fused GELU, cast to the precision
+        batch_size = decode_batch_size(args.decode_batch_size, device, args.batch_size)
+        results["decode_batch_size"] = batch_size
         reset_peak_memory(device)
         started = time.perf_counter()
         with _progress_bar(args, "decode", "summary", len(examples)) as bar:
             predictions = summarize(model, tokenizer, [e.article for e in examples], data_cfg, prefix, decode,
-                                    batch_size=args.batch_size, progress=bar.update)
+                                    batch_size=batch_size, progress=bar.update)
         results["decode_peak_memory_mb"] = peak_memory_mb(device)
     results["decode_time_s"] = time.perf_counter() - started
     scores = rouge_scores(predictions, [e.summary for e in examples], seed=args.seed)
@@ -166,7 +174,8 @@ def _check_args(args) -> DecodeConfig:
     """Refuse bad flags before the model loads; return the decoding settings."""
     if bool(args.checkpoint) == bool(args.baseline):
         raise MinisummError("Give either a checkpoint (python evaluate.py runs/<run>) or --baseline lead3|zero-shot.")
-    for flag, value in (("--batch-size", args.batch_size), ("--limit", 1 if args.limit is None else args.limit)):
+    for flag, value in (("--batch-size", args.batch_size), ("--limit", 1 if args.limit is None else args.limit),
+                        ("--decode-batch-size", 1 if args.decode_batch_size is None else args.decode_batch_size)):
         if value < 1:
             raise MinisummError(f"{flag} must be at least 1; got {value}.")
     check_seed(args.seed)

@@ -21,10 +21,10 @@ from minisumm.cli.evaluate import decode_config
 from minisumm.tools.console import library_bars
 from minisumm.config import DecodeConfig, TrainConfig, add_arguments
 from minisumm.tools.checkpoint import load_checkpoint
-from minisumm.device import low_precision_dtype, resolve_device, resolve_precision
+from minisumm.device import resolve_device, resolve_precision
 from minisumm.errors import MinisummError, run_cli
 from minisumm.tools.flags import FlagParser
-from minisumm.tools.decoding import summarize
+from minisumm.tools.decoding import ready_to_decode, summarize
 from minisumm.metrics import split_sentences
 
 # What a terminal acts on instead of showing: C0 controls but tab and newline, DEL, C1 controls (0x9b is a
@@ -83,11 +83,7 @@ def main(argv=None, prog: str = "python -m minisumm.cli.summarize") -> int:
     library_bars(True)  # transformers' "Loading weights" bar on a terminal only
     model, tokenizer, config = load_checkpoint(args.checkpoint)
     model.to(device)
-    if args.speedups:
-        methods.merge(model)  # LoRA folded into its weights: decoding costs what the base model costs
-    dtype = low_precision_dtype(resolve_precision("auto", device))  # bf16 or fp16 on a GPU, None on a CPU
-    if dtype is not None:
-        model.to(dtype)  # decode in the model's own dtype, without autocast (minisumm.generate's docstring)
+    ready_to_decode(model, resolve_precision("auto", device), args.speedups)  # as evaluate.py decodes
     summary = summarize(model, tokenizer, [text], config.data, methods.prefix_tokens(config.method), decode)[0]
     print(printable("\n".join(split_sentences(summary))) or "(the model produced an empty summary)")
     return 0

@@ -40,6 +40,7 @@ def beam_search(model, input_ids, attention_mask, *, num_beams, length_penalty, 
     examples = input_ids.shape[0]
     alive = list(range(examples))  # which example each remaining group of `beams` rows belongs to
     histories = [[] for _ in range(examples * beams)]  # tokens of each live beam
+    generated = input_ids.new_empty((examples * beams, 0))  # (E*K, S): the same, on the device, for the bans
     # Only beam 0 is live at first: the others are copies and would fill the beam with duplicates.
     beam_scores = torch.full((examples, beams), float("-inf"), device=log_probs.device)
     beam_scores[:, 0] = 0.0
@@ -47,7 +48,7 @@ def beam_search(model, input_ids, attention_mask, *, num_beams, length_penalty, 
 
     for step in range(max_new_tokens):
         last_step = step == max_new_tokens - 1
-        ban_tokens(log_probs, histories, step, eos_id, min_new_tokens, no_repeat_ngram)
+        ban_tokens(log_probs, generated, step, eos_id, min_new_tokens, no_repeat_ngram)
         scores = (beam_scores.view(-1, 1) + log_probs).view(len(alive), beams * vocab)  # (E, K*V)
         # 2K candidates always hold K that are not EOS (each beam offers one EOS at most).
         top_scores, top_index = scores.topk(2 * beams, dim=-1)  # (E, 2K)
@@ -81,5 +82,6 @@ def beam_search(model, input_ids, attention_mask, *, num_beams, length_penalty, 
         full_mask = full_mask[beam_index]
         beam_scores = torch.tensor(next_scores, device=log_probs.device).view(len(alive), beams)
         tokens = torch.tensor(next_tokens, device=log_probs.device)
+        generated = torch.cat([generated[beam_index], tokens[:, None]], dim=1)  # (E'*K, S+1)
         log_probs, full_mask, cache = decode_step(model, tokens, full_mask, cache)
     return [max(hypotheses, key=lambda h: h[0])[1] if hypotheses else [] for hypotheses in finished]
