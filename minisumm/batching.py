@@ -26,7 +26,10 @@ prepended later by the model, but their positions are counted here):
 from __future__ import annotations
 
 import random
+from itertools import chain
+from typing import Iterator
 
+import numpy as np
 import torch
 
 from minisumm.config import DataConfig
@@ -97,18 +100,31 @@ def encode_prompt(tokenizer, article: str, data_cfg: DataConfig, prefix_tokens: 
     return article_ids[:room] + separator_ids
 
 
-def collate(examples: list[dict[str, list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-pad to the longest example: `input_ids`, `attention_mask`, `labels`, each (B, T_max) int64."""
-    longest = max(len(e["input_ids"]) for e in examples)
-    input_ids = torch.full((len(examples), longest), pad_id, dtype=torch.long)  # (B, T)
-    attention_mask = torch.zeros((len(examples), longest), dtype=torch.long)  # (B, T)
-    labels = torch.full((len(examples), longest), IGNORE_INDEX, dtype=torch.long)  # (B, T)
-    for row, example in enumerate(examples):
-        n = len(example["input_ids"])
-        input_ids[row, :n] = torch.tensor(example["input_ids"])
-        attention_mask[row, :n] = 1
-        labels[row, :n] = torch.tensor(example["labels"])
-    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+def collate(examples: list[dict[str, list[int]]], pad_id: int, pin: bool = False) -> dict[str, torch.Tensor]:
+    """Right-pad to the longest example: `input_ids`, `attention_mask`, `labels`, each (B, T_max) int64, and
+    `label_slots` (`label_slots`). Built in numpy, each tensor in one pass over all examples' ids, and handed to
+    torch without a copy; `pin` puts them in page-locked memory, so that copies to a GPU can run asynchronously."""
+    lengths = np.array([len(e["input_ids"]) for e in examples])  # (B,)
+    real = np.arange(lengths.max()) < lengths[:, None]  # (B, T): row-major, as the ids are chained below
+    arrays = {}
+    for name, fill in (("input_ids", pad_id), ("labels", IGNORE_INDEX)):
+        arrays[name] = np.full(real.shape, fill, dtype=np.int64)
+        arrays[name][real] = np.fromiter(chain.from_iterable(e[name] for e in examples), np.int64, lengths.sum())
+    arrays["attention_mask"] = real.astype(np.int64)
+    arrays["label_slots"] = label_slots(arrays["labels"])
+    batch = {name: torch.from_numpy(array) for name, array in arrays.items()}
+    return {name: t.pin_memory() for name, t in batch.items()} if pin else batch
+
+
+def label_slots(labels: np.ndarray) -> np.ndarray:
+    """(B, T) labels → (B, Q) `label_slots`: in each row, the positions t of `labels[:, 1:]` that hold a label
+    (the hidden state at t predicts the label at t+1), in order, then unlabelled positions as spare slots up to
+    Q, the most labels any row has. The shape tells the host Q without asking the device
+    (`minisumm.speedups.labelled_positions`), and every spare slot's target is IGNORE_INDEX."""
+    unlabelled = labels[:, 1:] == IGNORE_INDEX  # (B, T-1)
+    most = int((~unlabelled).sum(1).max(initial=0))
+    slots = np.argsort(unlabelled, axis=1, kind="stable")[:, :most]  # (B, Q): False (labelled) sorts first
+    return np.ascontiguousarray(slots, dtype=np.int64)
 
 
 def batch_order(lengths: list[int], batch_size: int, *, seed: int, epoch: int, shuffle: bool = True,
@@ -144,19 +160,22 @@ class StepBatches:
     number. Step s of an epoch takes micro-batches s·k … s·k + k - 1 (k = `grad_accum`), and under DDP each of
     the `world` processes takes every world-th example of each (`rank::world`). Validation runs in a fixed
     order, sorted by length so that its batches carry little padding, split between processes the same way.
+    `pin` collates into page-locked memory (for a GPU); `prefetch` collates a step ahead, while the device works.
     """
 
     def __init__(self, train_set, val_set, eos_id: int, *, batch_size: int, grad_accum: int, seed: int,
-                 group_by_length: bool, eval_batches: int | None = None, rank: int = 0, world: int = 1):
+                 group_by_length: bool, eval_batches: int | None = None, rank: int = 0, world: int = 1,
+                 pin: bool = False):
         self.train_set, self.val_set, self.eos_id = train_set, val_set, eos_id
         self.batch_size, self.grad_accum, self.seed, self.group = batch_size, grad_accum, seed, group_by_length
-        self.eval_batches, self.rank, self.world = eval_batches, rank, world
+        self.eval_batches, self.rank, self.world, self.pin = eval_batches, rank, world, pin
         self.lengths = [len(example["input_ids"]) for example in train_set]
         first_epoch = self.epoch(0)
         self.steps_per_epoch = -(-len(first_epoch) // grad_accum)  # ceil: a short last step still counts
         # share of the positions in a batch that are padding (per process, with length grouping if on)
         self.padding_fraction = padding_fraction([ids[rank::world] for ids in first_epoch], self.lengths)
         self._cached = (0, first_epoch)
+        self._prefetched: tuple[int, list[dict[str, torch.Tensor]]] | None = None
 
     def epoch(self, epoch: int) -> list[list[int]]:
         """This epoch's global micro-batches (indices into the train split)."""
@@ -165,19 +184,42 @@ class StepBatches:
         return [b for b in batches if len(b) >= self.world]  # every process needs a share of every micro-batch
 
     def for_step(self, step: int) -> list[dict[str, torch.Tensor]]:
-        """This process's micro-batches of optimizer step `step` (0-based), collated."""
+        """This process's micro-batches of optimizer step `step` (0-based), collated (or taken from `prefetch`)."""
+        prefetched, self._prefetched = self._prefetched, None
+        if prefetched is not None and prefetched[0] == step:
+            return prefetched[1]
         epoch, index = divmod(step, self.steps_per_epoch)
         if self._cached[0] != epoch:
             self._cached = (epoch, self.epoch(epoch))
         chunk = self._cached[1][index * self.grad_accum:(index + 1) * self.grad_accum]
-        return [collate([self.train_set[i] for i in ids[self.rank::self.world]], self.eos_id) for ids in chunk]
+        return [collate([self.train_set[i] for i in ids[self.rank::self.world]], self.eos_id, self.pin)
+                for ids in chunk]
 
-    def validation(self) -> list[dict[str, torch.Tensor]]:
-        """This process's share of the validation batches (at most `eval_batches` in all, when set)."""
+    def prefetch(self, step: int) -> None:
+        """Collate step `step`'s micro-batches now, for the next `for_step(step)`."""
+        self._prefetched = (step, self.for_step(step))
+
+    def validation(self) -> LazyBatches:
+        """This process's share of the validation batches (at most `eval_batches` in all, when set), each
+        collated when it is reached."""
         by_length = sorted(range(len(self.val_set)), key=lambda i: len(self.val_set[i]["input_ids"]))
         order = [by_length[i:i + self.batch_size] for i in range(0, len(by_length), self.batch_size)]
         order = order[:self.eval_batches] if self.eval_batches else order
-        return [collate([self.val_set[i] for i in ids], self.eos_id) for ids in order[self.rank::self.world]]
+        return LazyBatches([[self.val_set[i] for i in ids] for ids in order[self.rank::self.world]], self.eos_id,
+                           self.pin)
+
+
+class LazyBatches:
+    """Batches of examples, each collated as iteration reaches it; `len` is known up front (a progress bar's)."""
+
+    def __init__(self, batches: list[list[dict[str, list[int]]]], pad_id: int, pin: bool = False):
+        self.batches, self.pad_id, self.pin = batches, pad_id, pin
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        return (collate(examples, self.pad_id, self.pin) for examples in self.batches)
 
 
 def padding_fraction(batches: list[list[int]], lengths: list[int]) -> float:

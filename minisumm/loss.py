@@ -34,9 +34,12 @@ from minisumm.errors import MinisummError
 from minisumm.model import body
 
 
-def label_loss(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor
-               ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Summed next-token cross-entropy over labelled positions, and how many there were (module docstring)."""
+def label_loss(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, labels: torch.Tensor,
+               label_slots: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed next-token cross-entropy over labelled positions, and how many there were (module docstring).
+
+    `attention_mask` None: a right-padded batch (`minisumm.model.body`). `label_slots` (from
+    `minisumm.batching.collate`) serve the faster equal only; here boolean indexing finds the labels."""
     targets = labels[:, 1:]  # (B, T-1)
     keep = targets != IGNORE_INDEX  # (B, T-1)
     hidden, _, _ = body(model, input_ids, attention_mask)  # (B, T, C)
@@ -48,8 +51,9 @@ def loss_totals(model, batches, device: torch.device | str, precision: str = "fp
                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Summed next-token loss over every label token of `batches`, and how many tokens that was.
 
-    `batches` yields dicts of CPU tensors `input_ids`, `attention_mask`, `labels` (B, T). Sums rather than a
-    mean, so that a caller can add them up across processes. `precision` picks autocast on the device
+    `batches` yields dicts of CPU tensors `input_ids`, `attention_mask`, `labels` (B, T) (and `label_slots`),
+    right-padded as `minisumm.batching.collate` makes them: attention needs no mask then (`minisumm.model.body`).
+    Sums rather than a mean, so that a caller can add them up across processes. `precision` picks autocast on the device
     ("bf16", "fp16") or none ("fp32"); `loss_fn` is `label_loss` or its faster equal. The model runs in eval
     mode (no dropout) and is put back in the mode it was in.
     """
@@ -63,8 +67,9 @@ def loss_totals(model, batches, device: torch.device | str, precision: str = "fp
     try:
         with torch.no_grad(), autocast(device, precision):
             for batch in batches:
-                batch_loss, batch_tokens = loss_fn(model, batch["input_ids"].to(device),
-                                                   batch["attention_mask"].to(device), batch["labels"].to(device))
+                batch = {name: t.to(device, non_blocking=t.is_pinned()) for name, t in batch.items()}
+                batch_loss, batch_tokens = loss_fn(model, batch["input_ids"], None, batch["labels"],
+                                                   batch.get("label_slots"))
                 loss_sum += batch_loss.double()
                 tokens += batch_tokens
     finally:

@@ -83,10 +83,11 @@ def positions_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
 
 
-def embed(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, with_prompt: bool = True):
+def embed(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, with_prompt: bool = True):
     """Token embeddings (B, T, C), with the model's soft prompt in front when it has one (and `with_prompt`).
 
-    Returns `(embeds, attention_mask, P)`: (B, P+T, C), the mask (B, P+T) and the prompt's length P (0 without).
+    Returns `(embeds, attention_mask, P)`: (B, P+T, C), the mask (B, P+T) (None stays None) and the prompt's
+    length P (0 without).
     """
     embeds = model.transformer.wte(input_ids)  # (B, T, C)
     soft_prompt = getattr(model, "soft_prompt", None)
@@ -96,13 +97,15 @@ def embed(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, with_pro
     return embeds, attention_mask, soft_prompt.length
 
 
-def with_prefix(model, attention_mask: torch.Tensor, cache=None):
+def with_prefix(model, attention_mask: torch.Tensor | None, cache=None):
     """The mask (B, T) → (B, P+T) with the model's prefix in front, and a cache holding the prefix: `cache`
     (an empty DynamicCache, decoding) filled, or a fixed one for the training forward. Without a prefix, both
-    as they were. `(attention_mask, cache)`."""
+    as they were; no mask (None, the training forward) stays None. `(attention_mask, cache)`."""
     prefix = getattr(model, "prefix", None)
     if prefix is None:
         return attention_mask, cache
+    if attention_mask is None:
+        return None, prefix.cache(None, into=cache)
     batch = attention_mask.shape[0]
     attention_mask = torch.cat([attention_mask.new_ones(batch, prefix.length), attention_mask], dim=1)  # (B, P+T)
     return attention_mask, prefix.cache(batch, into=cache)
@@ -116,14 +119,20 @@ def body(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, cache=Non
     prompt's outputs are dropped), the attention mask over everything now in the cache (prompt or prefix
     included), and the KV cache when one was passed in (None otherwise). The soft prompt or prefix goes in
     with the first chunk only, when the cache is still empty; later chunks continue from the cache.
+
+    `attention_mask` None: a batch without left padding (right-padded, as `minisumm.batching.collate` makes
+    them). Causal attention alone then gives every real token what the mask would: it never sees a later
+    position, and every earlier one is real. Pads get outputs nobody reads, and SDPA may run its flash kernel.
     """
     first_chunk = cache is None or cache.get_seq_length() == 0
     embeds, attention_mask, prompt = embed(model, input_ids, attention_mask, with_prompt=first_chunk)
     past = cache
     if first_chunk:
         attention_mask, past = with_prefix(model, attention_mask, cache)  # (B, P+T), a cache holding the prefix
-    in_front = attention_mask.shape[1] - input_ids.shape[1] if first_chunk else 0  # a prompt's or prefix's P
-    if in_front or position_ids is None:
+    if attention_mask is None:
+        position_ids = None  # every position counts: GPT-2 numbers them on from what the cache holds (a prefix)
+    elif (first_chunk and attention_mask.shape[1] > input_ids.shape[1]) or position_ids is None:
+        # a prompt's or prefix's P in front, or no positions given: count the real tokens
         position_ids = positions_from_mask(attention_mask)[:, -embeds.shape[1]:]
     out = model.transformer(inputs_embeds=embeds, attention_mask=attention_mask, position_ids=position_ids,
                             cache=past, use_cache=cache is not None)  # a prefix's fixed cache is only read

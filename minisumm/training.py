@@ -18,6 +18,12 @@ divided by the label tokens of the whole step (all micro-batches, all processes)
 micro-batches give exactly the gradient of one batch k times larger, and DDP's gradient average gives that of
 one process with the same global batch.
 
+On a GPU the host only queues kernels, and each time it reads a device value it waits until the device has
+caught up, with nothing queued behind. So a step reads the device ONCE: loss, gradient norm and token count
+together, before the update. The micro-batches come collated and pinned (`minisumm.batching`; the next step's
+are collated while the device computes this one), are copied without waiting, carry their label slots
+(`minisumm.speedups.labelled_positions`) and go through attention without a mask (`minisumm.model.body`).
+
 Mixed precision (Micikevicius et al. 2018): with fp16 the GradScaler multiplies the loss by S so that small
 gradients do not underflow; `unscale_` divides them back before clipping, so clipping sees the true norm. If
 they overflowed, `scaler.step` skips the update and `scaler.update` halves S. With fp32 or bf16 the scaler is
@@ -109,8 +115,9 @@ class LossModule(torch.nn.Module):
         super().__init__()
         self.model, self.loss_fn = model, loss_fn
 
-    def forward(self, input_ids, attention_mask, labels):
-        return self.loss_fn(self.model, input_ids, attention_mask, labels)
+    def forward(self, input_ids, labels, label_slots):
+        # no attention mask: the batches are right-padded (`minisumm.model.body`)
+        return self.loss_fn(self.model, input_ids, None, labels, label_slots)
 
 
 def make_optimizer(params, config: RunConfig, device: torch.device) -> torch.optim.AdamW:
@@ -163,7 +170,7 @@ def setup(config: RunConfig, *, load=None, encode=encode_splits) -> Training:
     batches = batching.StepBatches(splits["train"], splits["validation"], tokenizer.eos_token_id,
                                    batch_size=t.batch_size, grad_accum=t.grad_accum, seed=t.seed,
                                    group_by_length=config.data.group_by_length, eval_batches=t.eval_batches,
-                                   rank=dist.rank, world=dist.world_size)
+                                   rank=dist.rank, world=dist.world_size, pin=device.type == "cuda")
     total_steps = min(config.max_epochs() * batches.steps_per_epoch, t.max_steps or math.inf)
     return Training(config=config, device=device, dist=dist, precision=precision, model=model,
                     tokenizer=tokenizer, params=params, loss_fn=loss_fn, loss_module=loss_module,
@@ -202,36 +209,41 @@ def train_step(t: Training) -> Step:
     for group in t.optimizer.param_groups:
         group["lr"] = lr
     started = time.perf_counter()
-    micro_batches = t.batches.for_step(state.step)  # this process's share of the step's k micro-batches
+    # this process's share of the step's k micro-batches; from pinned memory on a GPU, so the copies run async
+    micro_batches = [{name: tensor.to(t.device, non_blocking=tensor.is_pinned()) for name, tensor in batch.items()}
+                     for batch in t.batches.for_step(state.step)]
     # label tokens of the whole step, all processes: every micro-batch's loss sum is divided by this
-    labels = sum(int((b["labels"][:, 1:] != IGNORE_INDEX).sum()) for b in micro_batches)
-    step_tokens = distributed.all_sum(torch.tensor(float(labels), device=t.device), t.dist)
+    labels = sum((b["labels"][:, 1:] != IGNORE_INDEX).sum() for b in micro_batches)
+    step_tokens = distributed.all_sum(labels.float(), t.dist)
     t.loss_module.train()
     loss_sum = torch.zeros((), device=t.device)
     for i, batch in enumerate(micro_batches):
-        batch = {k: v.to(t.device) for k, v in batch.items()}  # a few KB of ids: a plain synchronous copy
         last = i == len(micro_batches) - 1  # DDP averages gradients once, after the step's last backward
         with contextlib.nullcontext() if last or not t.dist.enabled else t.loss_module.no_sync():
             with autocast(t.device, t.precision):
-                micro_sum, _ = t.loss_module(**batch)  # summed loss over this micro-batch's label tokens
+                micro_sum, _ = t.loss_module(batch["input_ids"], batch["labels"], batch["label_slots"])
             # DDP averages over processes; x world size turns that into a sum over every token of the step
             t.scaler.scale(micro_sum * t.dist.world_size / step_tokens).backward()
         loss_sum += micro_sum.detach()
-    step_loss = float(distributed.all_sum(loss_sum, t.dist) / step_tokens)
+    if state.step + 1 < t.total_steps:
+        t.batches.prefetch(state.step + 1)  # the host collates the next step while the device computes this one
+    t.scaler.unscale_(t.optimizer)  # fp16: divide the gradients by the loss scale before clipping
+    grad_norm = torch.nn.utils.clip_grad_norm_(t.params, config.max_grad_norm or math.inf)
+    tokens = distributed.all_sum(sum(b["attention_mask"].sum() for b in micro_batches), t.dist)
+    # the step's one wait for the device: loss, norm and tokens read together, before the update
+    step_loss, grad_norm, tokens = torch.stack([(distributed.all_sum(loss_sum, t.dist) / step_tokens).double(),
+                                                grad_norm.double(), tokens.double()]).tolist()
     if not math.isfinite(step_loss) and not t.scaler.is_enabled():  # fp16: the scaler skips the step instead
         raise MinisummError(
             f"The training loss became {step_loss} at step {state.step}; stopped before applying it, so the "
             f"last saved checkpoint (last/) is the last good one; lower --lr or use --precision fp32.")
-    t.scaler.unscale_(t.optimizer)  # fp16: divide the gradients by the loss scale before clipping
-    grad_norm = float(torch.nn.utils.clip_grad_norm_(t.params, config.max_grad_norm or math.inf))
     t.scaler.step(t.optimizer)  # skipped if the unscaled gradients hold inf or NaN
     t.scaler.update()
     t.optimizer.zero_grad(set_to_none=True)
     state.step += 1
 
     elapsed = time.perf_counter() - started
-    tokens = int(distributed.all_sum(torch.tensor(sum(int(b["attention_mask"].sum()) for b in micro_batches),
-                                                  device=t.device), t.dist))
+    tokens = int(tokens)
     state.train_time_s += elapsed
     state.train_tokens += tokens
     return Step(step=state.step, lr=lr, loss=step_loss, grad_norm=grad_norm, tokens=tokens, seconds=elapsed)

@@ -10,7 +10,7 @@ import torch
 
 from minisumm import batching
 from minisumm.batching import (IGNORE_INDEX, batch_order, collate, encode_example, encode_examples, encode_prompt,
-                               padding_fraction)
+                               StepBatches, padding_fraction)
 from minisumm.tools.token_cache import build_datasets, tokenize_splits
 from minisumm.config import DataConfig
 from minisumm.data import Example
@@ -214,7 +214,38 @@ def test_collate_pads_right_and_never_labels_padding():
     assert batch["attention_mask"].tolist() == [[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]
     assert batch["labels"].tolist() == [[IGNORE_INDEX, 6, EOS, IGNORE_INDEX, IGNORE_INDEX],
                                         [IGNORE_INDEX, IGNORE_INDEX, 3, 4, EOS]]
-    assert all(t.dtype == torch.long and t.shape == (2, 5) for t in batch.values())
+    # each row's labelled target positions (labels[:, 1:]), then a spare unlabelled one: Q = 3, b's count
+    assert batch["label_slots"].tolist() == [[0, 1, 2], [1, 2, 3]]
+    assert batch["labels"][0, 1 + 2] == IGNORE_INDEX  # a's spare slot's target
+    assert all(t.dtype == torch.long for t in batch.values())
+    assert all(batch[name].shape == (2, 5) for name in ("input_ids", "attention_mask", "labels"))
+
+
+def test_collate_with_nothing_labelled_has_no_slots():
+    batch = collate([{"input_ids": [5, 6], "labels": [IGNORE_INDEX] * 2}], pad_id=EOS)
+    assert batch["label_slots"].shape == (1, 0)
+
+
+def test_validation_batches_are_collated_as_they_are_reached(monkeypatch):
+    examples = [{"input_ids": [1] * n, "labels": [IGNORE_INDEX] * (n - 1) + [EOS]} for n in range(2, 9)]
+    batches = StepBatches(examples, examples, EOS, batch_size=2, grad_accum=1, seed=0, group_by_length=False)
+    collated = []
+    monkeypatch.setattr(batching, "collate", lambda *args: collated.append(args) or collate(*args))
+    validation = batches.validation()
+    assert len(validation) == 4 and not collated  # sized for a progress bar, nothing built yet
+    first = next(iter(validation))
+    assert len(collated) == 1 and first["input_ids"].shape == (2, 3)  # the shortest two, sorted by length
+
+
+def test_prefetched_step_is_the_step_collated_again():
+    examples = [{"input_ids": [7] * n, "labels": [IGNORE_INDEX] + [7] * (n - 1)} for n in range(2, 20)]
+    batches = StepBatches(examples, examples, EOS, batch_size=3, grad_accum=2, seed=0, group_by_length=True)
+    fresh = batches.for_step(1)
+    batches.prefetch(1)
+    prefetched = batches.for_step(1)
+    for a, b in zip(prefetched, fresh, strict=True):
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert batches.for_step(1) is not prefetched  # used once: asking again collates afresh
 
 
 # ----------------------------------------------------------------------------------------------- batch order

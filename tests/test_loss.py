@@ -55,11 +55,13 @@ def test_last_block_at_labelled_positions_equals_the_full_forward_there():
     keep[0, 5:9] = True   # 4 kept
     keep[1, 3:6] = True   # 3 kept: one spare slot
     keep[2, 8] = True     # 1 kept: three spare slots, on positions that include padding
+    slots = torch.argsort((~keep).to(torch.uint8), dim=1, stable=True)[:, :4]  # (B, Q): kept positions first
+    used = torch.arange(4) < keep.sum(1)[:, None]  # (B, Q)
     full, _, _ = body(model, ids, mask)  # (B, T, C)
-    only = labelled_hidden(model, ids, mask, keep)  # (N, C)
-    assert only.shape == (8, model.config.n_embd)
-    torch.testing.assert_close(only, full[keep], rtol=1e-5, atol=1e-5)
-    only.sum().backward()  # spare slots are dropped: they must not send NaN back either
+    only = labelled_hidden(model, ids, mask, slots)  # (B, Q, C)
+    assert only.shape == (3, 4, model.config.n_embd)
+    torch.testing.assert_close(only[used], full[keep], rtol=1e-5, atol=1e-5)
+    only.sum().backward()  # spare slots are ignored by the loss: they must not send NaN back either
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
 
 

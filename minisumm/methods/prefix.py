@@ -77,9 +77,10 @@ class Prefix(nn.Module):
         head_dim = flat.shape[1] // (self.n_layer * 2 * self.n_head)
         return flat.view(self.length, self.n_layer, 2, self.n_head, head_dim).permute(1, 2, 3, 0, 4)
 
-    def cache(self, batch: int, into: DynamicCache | None = None) -> Cache:
-        """A KV cache that starts with the prefix: `into` (an empty DynamicCache, for decoding) filled with it,
-        or, with no `into` (the training forward), a fixed cache that returns prefix + text and keeps nothing."""
+    def cache(self, batch: int | None, into: DynamicCache | None = None) -> Cache:
+        """A KV cache that starts with the prefix: `into` (an empty DynamicCache, for decoding) filled with it
+        for `batch` rows, or, with no `into` (the training forward), a fixed cache that returns prefix + text
+        for any batch and keeps nothing."""
         kv = self.keys_values()  # (L, 2, H, P, D)
         if into is None:
             return Cache(layers=[FixedPrefixLayer(kv[layer, 0], kv[layer, 1]) for layer in range(self.n_layer)])

@@ -45,10 +45,14 @@ class SoftPrompt(nn.Module):
     def length(self) -> int:
         return self.embedding.shape[0]
 
-    def prepend(self, embeds: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, T, C) embeddings and (B, T) mask → (B, P+T, C) and (B, P+T), the prompt first with mask 1."""
+    def prepend(self, embeds: torch.Tensor, attention_mask: torch.Tensor | None
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B, T, C) embeddings and (B, T) mask → (B, P+T, C) and (B, P+T), the prompt first with mask 1
+        (no mask, None: still none)."""
         batch = embeds.shape[0]
         prompt = self.embedding.to(embeds.dtype).unsqueeze(0).expand(batch, -1, -1)  # (B, P, C)
+        if attention_mask is None:
+            return torch.cat([prompt, embeds], dim=1), None
         prompt_mask = attention_mask.new_ones(batch, self.length)  # (B, P)
         return torch.cat([prompt, embeds], dim=1), torch.cat([prompt_mask, attention_mask], dim=1)
 

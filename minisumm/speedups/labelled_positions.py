@@ -13,6 +13,11 @@ memory, forward and backward. A prefix (`minisumm.methods.prefix`) reaches every
 that `minisumm.model.with_prefix` makes, the last block's keys and values included. The loss and gradients
 equal the plain path's (tests/test_loss.py); dropout draws the same distribution, only over fewer positions.
 This is the loss the training loop and evaluation run.
+
+Each row's labelled positions go into Q slots (Q = the most labels any row has; a row with fewer fills its
+spare slots with unlabelled positions, computed and then ignored by the loss). `minisumm.batching.collate`
+works the slots out on the host, so their shape tells Q: nothing here makes the host wait for a GPU, forward
+or backward (no `.item()`, and no boolean indexing, whose result size only the device knows).
 """
 
 from __future__ import annotations
@@ -21,63 +26,72 @@ import torch
 import torch.nn.functional as F
 from transformers.masking_utils import create_causal_mask
 
+from minisumm import batching
 from minisumm.batching import IGNORE_INDEX
 from minisumm.model import embed, positions_from_mask, with_prefix
 
 
-def label_loss(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor
-               ) -> tuple[torch.Tensor, torch.Tensor]:
-    """`minisumm.loss.label_loss`, the same sum and count, computed through `labelled_hidden`."""
+def label_loss(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, labels: torch.Tensor,
+               label_slots: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """`minisumm.loss.label_loss`, the same sum and count, computed through `labelled_hidden`.
+
+    `label_slots` (B, Q), from `minisumm.batching.collate`, say where the labels are; without them they are
+    found here, which makes the host wait for the device. `attention_mask` None: a right-padded batch, as
+    `minisumm.model.body` explains. With both given, nothing here waits for the device."""
     targets = labels[:, 1:]  # (B, T-1)
-    keep = targets != IGNORE_INDEX
-    hidden = labelled_hidden(model, input_ids, attention_mask, F.pad(keep, (0, 1)))  # (N, C)
-    logits = model.lm_head(hidden)  # (N, V): only the N labelled positions
-    loss_sum = F.cross_entropy(logits.float(), targets[keep], reduction="sum")
-    return loss_sum, keep.sum()
+    if label_slots is None:
+        label_slots = torch.from_numpy(batching.label_slots(labels.cpu().numpy())).to(labels.device)  # (B, Q)
+    hidden = labelled_hidden(model, input_ids, attention_mask, label_slots)  # (B, Q, C)
+    logits = model.lm_head(hidden)  # (B, Q, V): only the labelled positions (and spare slots)
+    slot_targets = targets.gather(1, label_slots)  # (B, Q): spare slots hold IGNORE_INDEX
+    loss_sum = F.cross_entropy(logits.flatten(0, 1).float(), slot_targets.flatten(), ignore_index=IGNORE_INDEX,
+                               reduction="sum")
+    return loss_sum, (targets != IGNORE_INDEX).sum()
 
 
-def labelled_hidden(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, keep: torch.Tensor
+def labelled_hidden(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, slots: torch.Tensor
                     ) -> torch.Tensor:
-    """Final hidden states (N, C) at the N positions where `keep` (B, T) is True, in row-major order.
+    """Final hidden states (B, Q, C) at the positions `slots` (B, Q) of each row (`minisumm.batching.label_slots`).
 
-    The same computation as `model.body(...)[0][keep]`, with the last block worked out at those positions
-    only (module docstring). Training path: no KV cache. Activation checkpointing, when enabled, applies
-    to blocks 0 … L-2 (the last block's saved tensors are small: its attention is N × T, not T × T).
+    The same computation as `model.body(...)[0].gather(1, slots)`, with the last block worked out at those
+    positions only (module docstring). Training path: no KV cache. Activation checkpointing, when enabled,
+    applies to blocks 0 … L-2 (the last block's saved tensors are small: its attention is Q × T, not T × T).
     """
     transformer = model.transformer
     embeds, attention_mask, prompt = embed(model, input_ids, attention_mask)  # (B, P+T, C), (B, P+T)
-    keep = F.pad(keep, (prompt, 0))  # the prompt's outputs are never labelled
+    slots = slots + prompt  # the prompt's outputs are never labelled
     attention_mask, cache = with_prefix(model, attention_mask)  # a prefix: (B, P+T) and a cache holding it
-    positions = positions_from_mask(attention_mask)[:, -embeds.shape[1]:]  # (B, T')
+    if attention_mask is None:  # right padding: every position counts, numbered on from a prefix's P
+        start = model.prefix.length if cache is not None else 0
+        positions = torch.arange(start, start + embeds.shape[1], device=embeds.device)[None]  # (1, T')
+    else:
+        positions = positions_from_mask(attention_mask)[:, -embeds.shape[1]:]  # (B, T')
     hidden = transformer.drop(embeds + transformer.wpe(positions))  # (B, T', C)
+    # no position_ids: with neither mask nor cache, transformers would read them to look for packed sequences
     causal_mask = create_causal_mask(config=model.config, inputs_embeds=embeds, attention_mask=attention_mask,
-                                     cache=cache, position_ids=positions)  # None when causal alone will do
+                                     cache=cache, position_ids=None)  # None when causal alone will do
     for block in transformer.h[:-1]:  # the cache goes in by position: checkpointing keeps it (it never grows)
         hidden = block(hidden, cache, causal_mask, position_ids=positions)
     last = transformer.h[-1]
     prefix_kv = cache.layers[last.attn.layer_idx] if cache is not None else None
-    hidden = last_block_at(last, hidden, attention_mask, keep, prefix_kv)  # (N, C)
+    hidden = last_block_at(last, hidden, attention_mask, slots, prefix_kv)  # (B, Q, C)
     return transformer.ln_f(hidden)
 
 
-def last_block_at(block, x: torch.Tensor, attention_mask: torch.Tensor, keep: torch.Tensor, prefix_kv=None
+def last_block_at(block, x: torch.Tensor, attention_mask: torch.Tensor | None, slots: torch.Tensor, prefix_kv=None
                   ) -> torch.Tensor:
-    """A GPT-2 block's output (N, C) at the positions where `keep` (B, T) is True; x (B, T, C) is its input.
+    """A GPT-2 block's output (B, Q, C) at the positions `slots` (B, Q); x (B, T, C) is its input.
 
-    Keys and values come from every position; queries and everything after attention from the kept
-    positions only. Each row's kept positions are gathered into Q slots (Q = the most any row keeps);
-    a row with fewer fills its spare slots with other positions, computed and then dropped. `prefix_kv`, a
-    prefix's cache layer for this block, puts its P keys and values first; `attention_mask` is then (B, P+T).
+    Keys and values come from every position; queries and everything after attention from the Q slots only
+    (spare slots are computed and then ignored by the caller). `prefix_kv`, a prefix's cache layer for this
+    block, puts its P keys and values first; `attention_mask`, when given, is then (B, P+T).
     """
     B, T, C = x.shape
+    Q = slots.shape[1]
     attn = block.attn
     H = attn.num_heads
-    counts = keep.sum(1)  # (B,)
-    Q = int(counts.max())
-    if Q == 0:  # nothing labelled: an empty (0, C) result, still part of the graph
-        return x[keep]
-    slots = torch.argsort((~keep).to(torch.uint8), dim=1, stable=True)[:, :Q]  # (B, Q): kept positions first
-    used = torch.arange(Q, device=x.device) < counts[:, None]  # (B, Q): slots holding a kept position
+    if Q == 0:  # nothing labelled: an empty (B, 0, C) result, still part of the graph
+        return x[:, :0]
 
     def gather(t):  # (B, T, D) → (B, Q, D)
         return t.gather(1, slots[..., None].expand(-1, -1, t.shape[-1]))
@@ -91,14 +105,16 @@ def last_block_at(block, x: torch.Tensor, attention_mask: torch.Tensor, keep: to
         key, value = prefix_kv.update(key, value)  # (B, H, P+T, C/H): the prefix's first
     P = key.shape[2] - T
     key_index = torch.arange(P + T, device=x.device)
-    # slot s of row b sees the prefix and keys j <= slots[b, s] that are real tokens, and always itself: a
-    # spare slot on a left-padding position then still has a key (an all-masked row is NaN on some SDPA kernels)
-    own = key_index == P + slots[..., None]  # (B, Q, P+T)
-    allowed = (key_index <= P + slots[..., None]) & (attention_mask.bool()[:, None, :] | own)
+    # slot s of row b sees the prefix and keys j <= slots[b, s] ...
+    allowed = key_index <= P + slots[..., None]  # (B, Q, P+T)
+    if attention_mask is not None:
+        # ... that are real tokens, and always itself: a spare slot on a left-padding position then still has
+        # a key (an all-masked row is NaN on some SDPA kernels)
+        own = key_index == P + slots[..., None]  # (B, Q, P+T)
+        allowed = allowed & (attention_mask.bool()[:, None, :] | own)
     out = F.scaled_dot_product_attention(heads(gather(query)), key, value,
                                          attn_mask=allowed[:, None],  # (B, 1, Q, P+T)
                                          dropout_p=attn.attn_dropout.p if attn.training else 0.0,
                                          scale=attn.scaling)  # (B, H, Q, C/H)
     hidden = gather(x) + attn.resid_dropout(attn.c_proj(out.transpose(1, 2).reshape(B, Q, C)))  # (B, Q, C)
-    hidden = hidden + block.mlp(block.ln_2(hidden))
-    return hidden[used]  # (N, C), row-major like x[keep]
+    return hidden + block.mlp(block.ln_2(hidden))  # (B, Q, C)
