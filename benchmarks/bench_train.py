@@ -65,7 +65,7 @@ from minisumm.tools.atomic import write_json  # noqa: E402
 from minisumm.config import METHODS, MethodConfig, RunConfig, TrainConfig  # noqa: E402
 from minisumm.device import autocast, resolve_device, resolve_precision  # noqa: E402
 from minisumm.errors import MinisummError  # noqa: E402
-from minisumm.batching import IGNORE_INDEX  # noqa: E402
+from minisumm.batching import IGNORE_INDEX, label_slots  # noqa: E402
 from minisumm.speedups.labelled_positions import label_loss  # noqa: E402
 from minisumm.model import set_dropout  # noqa: E402
 from minisumm.tools.loading import load_model_and_tokenizer  # noqa: E402
@@ -148,11 +148,12 @@ def synthetic_batch(args, model, device: torch.device) -> dict[str, torch.Tensor
     labels = input_ids.clone()
     labels[:, :article] = IGNORE_INDEX  # the article is context only, as in real batches
     return {"input_ids": input_ids.to(device), "attention_mask": torch.ones_like(input_ids).to(device),
-            "labels": labels.to(device)}
+            "labels": labels.to(device), "label_slots": torch.from_numpy(label_slots(labels.numpy())).to(device)}
 
 
 def minisumm_loss(model, batch) -> torch.Tensor:
-    loss_sum, count = label_loss(model, **batch)
+    """As the trainer calls it: no attention mask (right padding), the label slots from collation."""
+    loss_sum, count = label_loss(model, batch["input_ids"], None, batch["labels"], batch["label_slots"])
     return loss_sum / count
 
 
@@ -166,7 +167,7 @@ def reference_loss(model, batch) -> torch.Tensor:
         return model(input_ids=batch["input_ids"], attention_mask=full_mask, position_ids=positions,
                      cache=prefix.cache(mask.shape[0]), labels=batch["labels"]).loss
     if soft_prompt is None:
-        return model(**batch).loss
+        return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]).loss
     embeds, mask = soft_prompt.prepend(model.transformer.wte(batch["input_ids"]), batch["attention_mask"])
     labels = batch["labels"]
     prompt_labels = labels.new_full((labels.shape[0], soft_prompt.length), IGNORE_INDEX)  # (B, P)

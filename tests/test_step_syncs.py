@@ -4,7 +4,8 @@ micro-batches it accumulates (issue 20): each wait stops the host from queueing 
 Counted on CPU with a TorchDispatchMode over every aten op a step runs. On a GPU these read a device tensor's
 value or size on the host, so the host waits until the device has computed it: `_local_scalar_dense`
 (`.item()`, `float()`, `int()`, `.tolist()`), `nonzero`, `masked_select`, and indexing with a boolean mask
-(its result's size is the number of True entries). Copies are not counted: the step copies from pinned memory
+(its result's size is the number of True entries); and `Tensor.tolist` and `Tensor.numpy`, which read a CPU
+tensor without an aten op (on a GPU they copy it to the host first, and wait). Copies are not counted: the step copies from pinned memory
 on a GPU, and `test_precision` checks that no copy asks for `non_blocking` from pageable memory.
 """
 
@@ -38,21 +39,36 @@ class HostWaits(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-def waits_per_step(method, grad_accum, tmp_path) -> list[str]:
+def reading(waits, name):
+    """`torch.Tensor.<name>`, recording its calls in `waits` (they dispatch no aten op the mode could see)."""
+    real = getattr(torch.Tensor, name)
+
+    def read(self, *args, **kwargs):
+        if waits.counting:
+            waits.seen.append(name)
+        return real(self, *args, **kwargs)
+    return read
+
+
+def waits_per_step(method, grad_accum, tmp_path, monkeypatch) -> list[str]:
     t = setup(tiny_config(method, tmp_path / f"{method}-{grad_accum}", batch_size=2, grad_accum=grad_accum,
                           max_steps=3), load=load)
     train_step(t)  # the first step collates its own micro-batches; the next ones find theirs prefetched
-    with HostWaits() as waits:
+    waits = HostWaits()
+    for name in ("tolist", "numpy"):
+        monkeypatch.setattr(torch.Tensor, name, reading(waits, name))
+    with waits:
         # Off CUDA, AdamW keeps its step counts as CPU numbers and reads them (`.item()`); on CUDA it runs fused
         # on the device and reads nothing, so its reads here are not waits a GPU would see
         t.optimizer.register_step_pre_hook(lambda *_: setattr(waits, "counting", False))
         t.optimizer.register_step_post_hook(lambda *_: setattr(waits, "counting", True))
         train_step(t)
+    waits.counting = False
     return waits.seen
 
 
 @pytest.mark.parametrize("method", ["lora", "prompt", "prefix"])
-def test_host_waits_per_step_stay_within_budget_and_do_not_grow_with_micro_batches(method, tmp_path):
-    one, four = waits_per_step(method, 1, tmp_path), waits_per_step(method, 4, tmp_path)
+def test_host_waits_per_step_stay_within_budget_and_do_not_grow_with_micro_batches(method, tmp_path, monkeypatch):
+    one, four = (waits_per_step(method, k, tmp_path, monkeypatch) for k in (1, 4))
     assert len(one) <= BUDGET, one
     assert four == one  # four micro-batches wait no more often than one
