@@ -71,7 +71,7 @@ def test_fp16_overflow_skips_the_step_through_the_grad_scaler(tmp_path, monkeypa
 
 
 def test_out_of_memory_suggests_smaller_batches_or_checkpointing(tmp_path, monkeypatch):
-    def oom(self, **batch):
+    def oom(self, *batch):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
     monkeypatch.setattr(training.LossModule, "forward", oom)
