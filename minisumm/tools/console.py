@@ -46,9 +46,11 @@ def memory_words(device: str) -> str:
 
 
 def eval_line(*, step: int, total_steps: int, epoch: float, train_loss: float | None, val_loss: float,
-              best_loss: float, improved: bool, patience_left: int, tokens_per_s: float | None) -> str:
+              best_loss: float, improved: bool, patience_left: int, tokens_per_s: float | None,
+              mfu: float | None = None) -> str:
     train = f"train loss {train_loss:.4f}" if train_loss is not None else "train loss   -   "
     speed = f" | {tokens_per_s:,.0f} tokens/s" if tokens_per_s else ""
+    speed += f" | MFU {mfu:.1%}" if mfu is not None else ""
     mark = "new best" if improved else f"best {best_loss:.4f}, patience {patience_left} left"
     return (f"step {step:>{len(str(total_steps))}}/{total_steps} | epoch {epoch:5.2f} | {train} | "
             f"val loss {val_loss:.4f} ({mark}){speed}")
@@ -64,12 +66,20 @@ def summary_text(summary: dict, out: str) -> str:
         f"best val loss {summary['best_val_loss']:.4f} at step {summary['best_step']} | {stop} "
         f"({summary['epochs']:.2f} epochs)",
         f"training {summary['train_time_s']:.1f} s (wall {summary['wall_time_s']:.1f} s) | "
-        f"{summary['tokens_per_s']:,.0f} tokens/s | peak memory {summary['peak_memory_mb']:,.0f} MB "
+        f"{summary['tokens_per_s']:,.0f} tokens/s{mfu_words(summary)} | peak memory {summary['peak_memory_mb']:,.0f} MB "
         f"({memory_words(summary['device'])})",
         f"best checkpoint {out}/best ({size}, trainable weights only) | log {out}/metrics.jsonl | "
         f"all numbers {out}/summary.json",
         f"next: python evaluate.py {out}",
     ])
+
+
+def mfu_words(summary: dict) -> str:
+    """" (MFU 38.2% of an NVIDIA H200's 989 bf16 TFLOPS)", or nothing where summary.json has no MFU."""
+    if "mfu" not in summary:
+        return ""
+    kind = "TF32" if summary["precision"] == "fp32" else summary["precision"]
+    return f" (MFU {summary['mfu']:.1%} of {summary['gpu']}'s {summary['peak_tflops']:,.0f} {kind} TFLOPS)"
 
 
 def start_banner(t, run_path) -> str:

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from minisumm import distributed, methods, training
+from minisumm import distributed, methods, mfu, training
 from minisumm.config import RunConfig
 from minisumm.device import peak_memory_mb, reset_peak_memory
 from minisumm.errors import MinisummError
@@ -41,6 +41,8 @@ class TrainingRun:
     show_progress: bool  # progress bars, on the main process and a terminal only
     recent_losses: list[float] = field(default_factory=list)  # training losses since the last validation
     bar: tqdm | None = None  # the training bar, from the first step on
+    peak_flops: float | None = None  # one GPU's peak in the run's precision (`minisumm.mfu`); None: no MFU shown
+    flops_per_token: float = 0.0  # model FLOPs per trained token (`minisumm.mfu`), counted when MFU is shown
 
 
 def train(config: RunConfig, out: str | Path, *, resume: bool = False, overwrite: bool = False,
@@ -67,7 +69,10 @@ def start(config: RunConfig, out: str | Path, *, resume: bool = False, overwrite
 
     t = training.setup(config, load=loading.load, encode=encode)
     run.config = t.config
-    r = TrainingRun(t, run, show_progress=show_progress and t.dist.is_main)
+    r = TrainingRun(t, run, show_progress=show_progress and t.dist.is_main,
+                    peak_flops=mfu.peak_flops(mfu.device_name(t.device), t.precision))
+    if r.peak_flops is not None:
+        r.flops_per_token = mfu.flops_per_token(mfu.training_rates(t.model, t.params), t.batches.train_set)
     t.progress = lambda batches, name: tqdm(batches, desc=name, leave=False, dynamic_ncols=True,
                                             disable=None if r.show_progress else True)
     if resume and run.has_checkpoint():
@@ -150,9 +155,19 @@ def record_validation(r: TrainingRun, validation: training.Validation) -> None:
     say(r, console.eval_line(step=validation.step, total_steps=t.total_steps, epoch=epoch, train_loss=train_loss,
                              val_loss=validation.loss, best_loss=state.best_loss, improved=validation.improved,
                              patience_left=t.config.train.patience - state.bad_evals,
-                             tokens_per_s=state.train_tokens / state.train_time_s if state.train_time_s else None))
+                             tokens_per_s=state.train_tokens / state.train_time_s if state.train_time_s else None,
+                             mfu=utilisation(r)))
     r.recent_losses.clear()
     save_last(t, r.run)
+
+
+def utilisation(r: TrainingRun) -> float | None:
+    """MFU of the training steps so far (`minisumm.mfu`), all processes; None on a device without a known peak."""
+    state = r.t.state
+    if r.peak_flops is None or not state.train_time_s:
+        return None
+    return mfu.utilisation(r.flops_per_token, state.train_tokens / state.train_time_s, r.peak_flops,
+                           r.t.dist.world_size)
 
 
 def say(r: TrainingRun, text: str) -> None:
@@ -179,6 +194,7 @@ def run_summary(r: TrainingRun) -> dict:
     t = r.t
     state, n_params = t.state, sum(p.numel() for p in t.model.parameters())
     trainable = sum(p.numel() for p in t.params)
+    utilised = utilisation(r)
     return {
         "method": t.config.method.method, "model": t.config.model.model,
         "trainable_params": trainable, "total_params": n_params, "trainable_share": trainable / n_params,
@@ -192,4 +208,7 @@ def run_summary(r: TrainingRun) -> dict:
         "device": str(t.device), "precision": t.precision, "world_size": t.dist.world_size,
         "effective_batch": t.config.train.batch_size * t.dist.world_size * t.config.train.grad_accum,
         "padding_fraction": t.batches.padding_fraction,
+        # on a GPU of minisumm.mfu's table only: model FLOPs utilisation, and what it was computed from
+        **({"mfu": utilised, "model_flops_per_token": r.flops_per_token, "peak_tflops": r.peak_flops / 1e12,
+            "gpu": mfu.device_name(t.device)} if utilised is not None else {}),
     }
