@@ -10,10 +10,15 @@ One backend per run: NCCL on CUDA, gloo on CPU. NCCL reduces CUDA tensors only, 
 a collective lives on the training device. (A `"cpu:gloo,cuda:nccl"` group would also take CPU tensors,
 but it would open a second communicator for a handful of scalars that are on the GPU already: the loss
 sums come out of the model there.) `tests/guarded_train.py` checks the rule on a CPU.
+
+What must not differ between processes: where they stop (a Ctrl-C may reach one process only, or reach them
+at different moments, so they agree on it: `agreed_signal`) and the world size of a resumed run
+(`minisumm.tools.resume` refuses another one). What must differ: the dropout masks (`dropout_seed`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 
@@ -83,4 +88,33 @@ def all_sum(value: torch.Tensor, info: Dist) -> torch.Tensor:
 
 def barrier(info: Dist) -> None:
     if info.enabled:
+        dist.barrier()
+
+
+def agreed_signal(received: int | None, info: Dist, device: torch.device) -> int | None:
+    """The stop signal that any process received (the largest number if several), the same on every process;
+    None when none did. One tiny all_reduce: every process then stops after the same step, none is left
+    waiting in a collective that the others have left."""
+    if info.world_size == 1:
+        return received
+    flag = torch.tensor(received or 0, device=device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return int(flag) or None
+
+
+def dropout_seed(seed: int, rank: int, step: int) -> int:
+    """A seed of its own for each process other than rank 0 (which keeps a lone process's random stream), at
+    the start or at a resumed `step`, so that no two processes draw the same dropout masks."""
+    return (seed * 1_000_003 + rank) * 1_000_003 + step
+
+
+@contextlib.contextmanager
+def main_process_first():
+    """Rank 0 runs the block first (tokenising and filling the cache), the others after it (reading the cache):
+    a barrier before the block on the others, one after it on rank 0. A no-op outside a process group."""
+    others = dist.is_initialized() and dist.get_rank() != 0
+    if others:
+        dist.barrier()
+    yield
+    if dist.is_initialized() and not others:
         dist.barrier()

@@ -153,13 +153,16 @@ def setup(config: RunConfig, *, load=None, encode=encode_splits) -> Training:
 
     torch.manual_seed(config.train.seed)  # the method's own initialisation (LoRA A, sampled prompt ids)
     model, tokenizer, params, config = build(config, load)
+    if dist.rank:  # every process its own dropout masks (the weights are rank 0's: DDP broadcasts them)
+        torch.manual_seed(distributed.dropout_seed(config.train.seed, dist.rank, 0))
     model.to(device)
     speedups.prepare_for_training(model, config.train.grad_checkpointing, speedups=config.train.speedups)
     loss_fn = speedups.label_loss if config.train.speedups else label_loss  # the same sum and count
     loss_module = LossModule(model, loss_fn)
     if dist.enabled:
         from torch.nn.parallel import DistributedDataParallel
-        loss_module = DistributedDataParallel(loss_module,
+        # gradient_as_bucket_view: .grad are views into DDP's all-reduce buckets, not a second copy
+        loss_module = DistributedDataParallel(loss_module, gradient_as_bucket_view=True,
                                               device_ids=[device.index] if device.type == "cuda" else None)
 
     splits = encode(config, tokenizer)

@@ -11,13 +11,16 @@ training device are the same, so the same tensor works there by accident. Two gu
 2. Every collective (`all_reduce`, `broadcast`, ...) refuses a tensor that is not on the training device.
 
 Each rank writes what it saw to $GUARD_REPORT_DIR/rank<R>.json: the training device, the process group's
-backend and world size, and how many collectives ran.
+backend and world size, how many collectives ran, whether its splits came from the token cache, the first
+dropout mask its random generator would draw when training starts, and whether DDP's gradients are views
+of its buckets. With GUARD_SIGNAL=R:S, rank R alone sends itself SIGTERM after optimizer step S.
 
     python -m torch.distributed.run --standalone --nproc_per_node=2 tests/guarded_train.py <train.py flags>
 """
 
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -29,7 +32,8 @@ from torch.utils._device import _device_constructors
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from minisumm import distributed  # noqa: E402
+from minisumm import distributed, training  # noqa: E402
+from minisumm.tools import token_cache  # noqa: E402
 from minisumm.errors import run_cli  # noqa: E402
 from minisumm.cli.train import main  # noqa: E402
 
@@ -37,6 +41,7 @@ WATCHED = {str(ROOT / "minisumm" / name) for name in
            ("training.py", "loss.py", "distributed.py", "speedups/labelled_positions.py", "speedups/block_attention.py")}
 COLLECTIVES = ("all_reduce", "broadcast", "reduce", "all_gather", "all_gather_into_tensor", "reduce_scatter_tensor")
 seen = {"training_device": None, "backend": None, "world_size": None, "collectives": 0}
+RANK = int(os.environ.get("RANK", "0"))
 
 
 class ImplicitDeviceIsMeta(TorchFunctionMode):
@@ -74,8 +79,31 @@ def recording_setup(device):
     return info
 
 
-real_setup = distributed.setup
-distributed.setup = recording_setup
+def recording_tokenize(*args, **kwargs):
+    splits = real_tokenize(*args, **kwargs)
+    seen["from_cache"] = {name: split.from_cache for name, split in splits.items()}
+    return splits
+
+
+def recording_training_setup(*args, **kwargs):
+    t = real_training_setup(*args, **kwargs)
+    with torch.random.fork_rng():  # what the first dropout layer would draw, without drawing it
+        seen["dropout_mask"] = torch.nn.functional.dropout(torch.ones(32), 0.5).nonzero().flatten().tolist()
+    seen["gradient_as_bucket_view"] = getattr(t.loss_module, "gradient_as_bucket_view", None)
+    return t
+
+
+def signalling_train_step(t):
+    step = real_train_step(t)
+    if os.environ.get("GUARD_SIGNAL") == f"{RANK}:{step.step}":
+        os.kill(os.getpid(), signal.SIGTERM)
+    return step
+
+
+real_setup, real_tokenize = distributed.setup, token_cache.tokenize_splits
+real_training_setup, real_train_step = training.setup, training.train_step
+distributed.setup, token_cache.tokenize_splits = recording_setup, recording_tokenize
+training.setup, training.train_step = recording_training_setup, signalling_train_step
 for name in COLLECTIVES:
     setattr(dist, name, guarded(name, getattr(dist, name)))
 
@@ -85,6 +113,7 @@ if __name__ == "__main__":
         exec(compile("made = torch.tensor(1.0)", str(ROOT / "minisumm" / "training.py"), "exec"), probe)
         assert probe["made"].is_meta, "guard 1 is not active (has torch changed how factory calls reach modes?)"
         code = run_cli(main, sys.argv[1:])
-    report = Path(os.environ["GUARD_REPORT_DIR"]) / f"rank{os.environ.get('RANK', '0')}.json"
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # torchrun ends the others once one exits non-zero: report first
+    report = Path(os.environ["GUARD_REPORT_DIR"]) / f"rank{RANK}.json"
     report.write_text(json.dumps({**seen, "training_device": str(seen["training_device"]), "exit": code}))
     raise SystemExit(code)

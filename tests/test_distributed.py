@@ -28,16 +28,20 @@ def records(run, kind):
     return [r for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if r["type"] == kind]
 
 
-def torchrun(processes: int, flags: list[str], tmp_path: Path, name: str) -> list[dict]:
-    """Train under torchrun through the guard; return each rank's guard report."""
+def torchrun(processes: int, flags: list[str], tmp_path: Path, name: str, check: bool = True,
+             **environment: str) -> list[dict]:
+    """Train under torchrun through the guard (`environment`: more variables); return each rank's guard report."""
     reports = tmp_path / f"guard-{name}"
     reports.mkdir()
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "GUARD_REPORT_DIR": str(reports)}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "GUARD_REPORT_DIR": str(reports),
+           **environment}
     result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
                              f"--nproc_per_node={processes}", "tests/guarded_train.py", *flags],
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     errors = [line for line in result.stderr.splitlines() if line.startswith("[rank") and "Error" in line]
-    assert result.returncode == 0, "\n".join(errors) or result.stderr[-3000:]
+    assert result.returncode == 0 or not check, "\n".join(errors) or result.stderr[-3000:]
+    missing = [rank for rank in range(processes) if not (reports / f"rank{rank}.json").is_file()]
+    assert not missing, f"ranks {missing} wrote no report:\n" + result.stderr[-3000:]
     return [json.loads((reports / f"rank{rank}.json").read_text()) for rank in range(processes)]
 
 
@@ -85,12 +89,40 @@ def test_torchrun_with_one_process_forms_a_process_group(tmp_path):
     (report,) = torchrun(1, [*SMALL, "--batch-size", "4", "--cache-dir", str(tmp_path / "cache"),
                              "--out", str(run)], tmp_path, "one")
     assert report == {"training_device": "cpu", "backend": "gloo", "world_size": 1,
-                      "collectives": report["collectives"], "exit": 0}
+                      "collectives": report["collectives"], "exit": 0, "gradient_as_bucket_view": True,
+                      "from_cache": {"train": False, "validation": False}, "dropout_mask": report["dropout_mask"]}
     assert report["collectives"] >= 2 * 3 + 3  # three per step (tokens, loss, throughput), one per validation
     assert records(run, "start")[0]["process_group"] == "gloo"
     summary = json.loads((run / "summary.json").read_text())
     assert summary["world_size"] == 1 and summary["steps"] == 2
     assert (run / "best").is_dir() and (run / "last").is_dir()
+
+
+def test_two_processes_fill_the_cache_once_draw_their_own_dropout_and_stop_together(tmp_path, capsys):
+    """Rank 0 tokenises while rank 1 waits, then rank 1 reads the cache; the two draw different dropout masks; a
+    SIGTERM that reaches rank 1 alone after step 1 stops both after step 1 (one all_reduce of the signal), with
+    last/ saved; resuming that on one process is refused in one sentence, as its steps would take other data."""
+    run = tmp_path / "run"
+    flags = [*SMALL, "--batch-size", "2", "--max-steps", "4", "--eval-every", "2", "--dropout", "0.1",
+             "--cache-dir", str(tmp_path / "cache"), "--out", str(run)]
+    reports = torchrun(2, flags, tmp_path, "stop", check=False, GUARD_SIGNAL="1:1")
+    assert [r["from_cache"] for r in reports] == [{"train": False, "validation": False},
+                                                  {"train": True, "validation": True}]
+    assert reports[0]["dropout_mask"] != reports[1]["dropout_mask"]
+    assert [r["gradient_as_bucket_view"] for r in reports] == [True, True]
+    assert [r["exit"] for r in reports] == [143, 143]  # both interrupted, by the signal only rank 1 received
+    (stop,) = records(run, "interrupted")
+    assert stop["step"] == 1 and stop["signal"] == "SIGTERM"
+    assert json.loads((run / "last" / "trainer_state.json").read_text())["trainer"]["step"] == 1
+    assert not (run / "summary.json").exists()
+
+    from minisumm.cli.train import main as train_main
+    from minisumm.errors import run_cli
+    assert run_cli(train_main, ["--resume", str(run)]) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error == (f"error: {run / 'last'} was saved by a run of 2 processes but this one has 1: which examples "
+                     f"each step trains on and how many steps the schedule has depend on that number, so resume "
+                     f"it with torchrun --nproc_per_node=2 train.py --resume {run}.")
 
 
 @pytest.mark.parametrize("environment, expected", [

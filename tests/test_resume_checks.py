@@ -98,6 +98,12 @@ def test_every_field_of_trainer_state_is_checked_before_any_work(stopped_run, tm
     assert "trainer_state.json" in error and key in error
 
 
+def test_a_run_saved_by_another_number_of_processes_is_refused(stopped_run, tmp_path, capsys):
+    """Which examples a step trains on and the schedule's length depend on the number of processes."""
+    error = resume_refused(stopped_run, tmp_path, capsys, state_edit(lambda s: s.update(world_size=3)))
+    assert "saved by a run of 3 processes but this one has 1" in error and "torchrun --nproc_per_node=3" in error
+
+
 def test_a_trainer_state_written_before_any_finite_validation_resumes(stopped_run, tmp_path, capsys):
     """best_loss is written as null while no validation gave a finite loss; it reads back as infinity."""
     run = tmp_path / "run"

@@ -192,11 +192,12 @@ def main(argv=None, prog: str = "train.py") -> int:
             summary = training_run.fit(run)
     except Interrupted as stop:
         raise Interrupted(stop.signum, stop_message(stop.signum, out, bool(args.resume), before)) from None
+    if "interrupted" in summary:  # every process stopped together: each exits as interrupted
+        if run.t.dist.is_main:
+            print(summary["message"])
+        return 130 if summary["interrupted"] == "SIGINT" else 143
     if not run.t.dist.is_main:
         return 0
-    if "interrupted" in summary:
-        print(summary["message"])
-        return 130 if summary["interrupted"] == "SIGINT" else 143
     print(summary_text(summary, str(out)))  # summary.json holds every number
     return 0
 

@@ -19,7 +19,7 @@ from dataclasses import asdict, fields
 
 import torch
 
-from minisumm import methods
+from minisumm import distributed, methods
 from minisumm.device import peak_memory_mb, rng_state, set_rng_state
 from minisumm.errors import MinisummError, excerpt
 from minisumm.tools.checkpoint import optimizer_from_safe, optimizer_to_safe
@@ -49,7 +49,9 @@ def restore(t, run) -> None:
     if state.get("scaler"):
         t.scaler.load_state_dict(state["scaler"])
     t.state = type(t.state)(**{**state["trainer"], "done": False})
-    set_rng_state(rng, t.device)
+    set_rng_state(rng, t.device)  # rank 0's, as only rank 0 saves: the others draw their own again
+    if t.dist.rank:
+        torch.manual_seed(distributed.dropout_seed(t.config.train.seed, t.dist.rank, t.state.step))
     t.best_weights = run.load_best()
 
 
@@ -61,6 +63,13 @@ def check_fits(t, run, optimizer_tensors: dict[str, torch.Tensor], state: dict) 
     def bad(where: str, why: str):
         raise MinisummError(f"{last}/{where} {why}; this last/ checkpoint cannot be resumed.")
 
+    saved, world = state.get("world_size", 1), t.dist.world_size
+    if saved != world:
+        again = "python train.py" if saved == 1 else f"torchrun --nproc_per_node={saved} train.py"
+        raise MinisummError(
+            f"{last} was saved by a run of {saved} process{'es' * (saved > 1)} but this one has {world}: which "
+            f"examples each step trains on and how many steps the schedule has depend on that number, so resume "
+            f"it with {again} --resume {run.path}.")
     step = state["trainer"]["step"]
     if step > t.total_steps:
         bad("trainer_state.json: trainer.step", f"is {step:,}, beyond this run's schedule of {t.total_steps:,} "

@@ -8,7 +8,7 @@
                         bars; then summary.json
 
 Ctrl-C and SIGTERM (`minisumm.tools.interrupt.Interrupt`) stop the run at the first event after which no
-validation is due: last/ is saved and the run can be resumed (`minisumm.tools.resume`). CUDA running out of
+validation is due (under torchrun every process, when any received it: `minisumm.distributed.agreed_signal`): last/ is saved and the run can be resumed (`minisumm.tools.resume`). CUDA running out of
 memory is one sentence naming smaller batches.
 """
 
@@ -63,8 +63,10 @@ def start(config: RunConfig, out: str | Path, *, resume: bool = False, overwrite
     console.library_bars(show_progress and is_main)
 
     def encode(config: RunConfig, tokenizer):
-        _, splits = build_datasets(config.data, tokenizer, methods.prefix_tokens(config.method), config.train.seed,
-                                   splits=("train", "validation"), progress=show_progress and is_main)
+        with distributed.main_process_first():  # under torchrun rank 0 fills the cache that the others read
+            _, splits = build_datasets(config.data, tokenizer, methods.prefix_tokens(config.method),
+                                       config.train.seed, splits=("train", "validation"),
+                                       progress=show_progress and is_main)
         return splits
 
     t = training.setup(config, load=loading.load, encode=encode)
@@ -99,8 +101,10 @@ def fit(r: TrainingRun) -> dict:
             for event in training.fit(t):
                 record(r, event)
                 due = isinstance(event, training.Step) and training.validation_due(t)
-                if interrupt.signal is not None and not due:
-                    return interrupted(r, interrupt.signal)
+                if not due:  # every process checks here, so all stop after the same event
+                    signum = distributed.agreed_signal(interrupt.signal, t.dist, t.device)
+                    if signum is not None:
+                        return interrupted(r, signum)
     except torch.OutOfMemoryError:
         b = t.config.train
         raise MinisummError(
