@@ -14,6 +14,9 @@
 # 4. Training speed/memory (benchmarks/bench_train.py) for every method in bf16 and fp16 (the GradScaler
 #    path) at B=8, A=944, S=80 on GPT-2 small's architecture (random weights), against transformers' own loss.
 # 5. Decoding speed (benchmarks/bench_generate.py; its flags are read from its --help at run time).
+# 6. What a user feels: per method, bf16 training tokens/s and MFU (minisumm.mfu) on batches of CNN/DM's shape with
+#    its padding (lengths drawn like CNN/DM's, grouped by length as the trainer groups them); evaluate.py's wall
+#    time on 3,000 articles of CNN/DM's lengths (sample-data English, GPT-2's architecture with random weights).
 # Every step has its own timeout and its log; one JSON collects everything: ${OUT:-benchmarks/results}/gpu_check.json
 # (runs, logs and caches go to $OUT when set, else to ${TMPDIR:-/tmp}/minisumm-gpu-check). Exit 1 if any step failed.
 #
@@ -88,6 +91,7 @@ if [[ $DRY == 1 ]]; then
     SHAPE=(--model tiny-random --batch-size 2 --article-tokens 60 --summary-tokens 10 --steps 1 --warmup-steps 1)
     PRECISIONS="bf16 fp32"; TRAIN_STEPS=2; EVAL_LIMIT=2; EVAL_EXTRA=(--max-new-tokens 16); FP16=fp32
     GEN_SIZE=(--model tiny-random --batch-size 2 --prompt-tokens 32 --new-tokens 8)
+    FEEL=(--model tiny-random); FEEL_EXAMPLES=8; FEEL_STEPS=2
     RUN_MODEL=(--model tiny-random); BACKEND=gloo; PAIR=2  # gloo runs 2 processes on one CPU
 else
     SHAPE=(--batch-size 8 --article-tokens 944 --summary-tokens 80 --steps 5 --warmup-steps 2)
@@ -100,6 +104,7 @@ GPT2Config().save_pretrained(sys.argv[1]); byte_level_tokenizer().save_pretraine
         GEN_SIZE=(--model "$WORK/gpt2-config" --random-init)
     fi
     RUN_MODEL=("${GEN_SIZE[@]}"); BACKEND=nccl; PAIR=$(( GPUS >= 2 ? 2 : 0 ))
+    FEEL=(); FEEL_EXAMPLES=3000; FEEL_STEPS=20  # bench_train's default model: GPT-2 small's architecture
     GEN_SIZE+=(--batch-size 8 --prompt-tokens 512 --new-tokens 64)
 fi
 TORCHRUN=("$PYTHON" -m torch.distributed.run --standalone)
@@ -218,6 +223,108 @@ for flag_value in "--device=$DEVICE" "--repeats=2" "--json=$WORK/parts/bench_gen
 done
 step bench_generate 150 "$PYTHON" benchmarks/bench_generate.py "${GEN_SIZE[@]}" "${GEN_ARGS[@]}"
 
+# --- what a user feels: training at CNN/DM's lengths with MFU, evaluate.py on 3,000 CNN/DM-length articles --------
+step train_feel 240 "$PYTHON" - "$DEVICE" "$WORK/parts/train_feel.json" "$FEEL_STEPS" "$METHODS" "${FEEL[@]}" <<'PY'
+"""Per method: bf16 optimizer steps as the trainer takes them (minisumm's label loss, AdamW, clipping) on batches of
+8 whose rows have CNN/DM's lengths in GPT-2 tokens (articles log-normal around a mean of ~800, cut to fit
+1,024 positions with the summary; highlights mean 63, p90 ~92), sorted by length in mega-batches of 64 as
+--group-by-length does, so the padding is what a real epoch has. Tokens/s counts real tokens; MFU counts each
+row's model FLOPs (minisumm.mfu) over the GPU's dense bf16 peak."""
+import json, random, sys, time
+import torch
+sys.path.insert(0, "benchmarks")
+import bench_train
+from minisumm import mfu
+from minisumm.batching import IGNORE_INDEX
+from minisumm.device import autocast
+from minisumm.speedups import label_loss
+device_name, out, steps, method_names, model_flags = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4].split(), sys.argv[5:]
+device, rng, rows, warmup = torch.device(device_name), random.Random(0), 8, 3
+results = {"what": __doc__, "gpu": mfu.device_name(device), "methods": {}}
+for method in method_names:
+    args = bench_train.parse_args(["--method", method, "--device", device_name, *model_flags])
+    model, params, optimizer = bench_train.build(args, device, "minisumm")
+    virtual = getattr(getattr(model, "soft_prompt", None) or getattr(model, "prefix", None), "length", 0)
+    room = model.config.n_positions - virtual - 8  # a soft prompt's or prefix's P, and the separator, take positions
+    lengths = []  # (article, summary) tokens of each row: the article is cut to fit, never the summary
+    for _ in range(64):
+        summary = max(8, min(128, round(rng.gauss(63, 23))))
+        lengths.append((max(1, min(round(rng.lognormvariate(6.55, 0.5)), room - summary)), summary))
+    lengths.sort(key=sum, reverse=True)  # one mega-batch of 64, sorted: batches of similar lengths
+    batches = []
+    for start in range(0, len(lengths), rows):
+        chunk = lengths[start:start + rows]
+        width = max(a + s for a, s in chunk)
+        ids = torch.randint(0, model.config.vocab_size, (len(chunk), width))  # (B, T)
+        mask, labels = torch.zeros_like(ids), torch.full_like(ids, IGNORE_INDEX)
+        for r, (a, s) in enumerate(chunk):  # right padding, as batching.collate makes it
+            mask[r, :a + s] = 1
+            labels[r, a:a + s] = ids[r, a:a + s]
+        batches.append({"input_ids": ids.to(device), "attention_mask": mask.to(device), "labels": labels.to(device)})
+    rates = mfu.training_rates(model, params)
+    flops = [sum(rates.example(a + s, s) for a, s in lengths[i * rows:(i + 1) * rows]) for i in range(len(batches))]
+    def step(batch):
+        with autocast(device, "bf16"):
+            loss_sum, count = label_loss(model, **batch)
+        (loss_sum / count).backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    order = [rng.randrange(len(batches)) for _ in range(warmup + steps)]
+    for i in order[:warmup]:
+        step(batches[i])
+    if device.type == "cuda": torch.cuda.synchronize()
+    began = time.perf_counter()
+    for i in order[warmup:]:
+        step(batches[i])
+    if device.type == "cuda": torch.cuda.synchronize()
+    seconds = time.perf_counter() - began
+    tokens = sum(int(batches[i]["attention_mask"].sum()) for i in order[warmup:])
+    padded = sum(batches[i]["attention_mask"].numel() for i in order[warmup:])
+    peak = mfu.peak_flops(results["gpu"], "bf16")
+    results["methods"][method] = {
+        "tokens_per_s": tokens / seconds, "padding_fraction": 1 - tokens / padded, "steps": steps,
+        "model_flops_per_token": sum(flops[i] for i in order[warmup:]) / tokens,
+        "mfu": sum(flops[i] for i in order[warmup:]) / seconds / peak if peak else None}
+    del model, params, optimizer, batches
+    if device.type == "cuda": torch.cuda.empty_cache()
+json.dump(results, open(out, "w"), indent=1)
+print(json.dumps(results["methods"]))
+PY
+
+# 3,000 articles of CNN/DM's lengths in plain English: the sample data's sentences, shuffled and cut to a length
+# in tokens drawn as in train_feel; evaluate.py decodes them with the lora run's random GPT-2 (128 new tokens each:
+# random weights rarely stop early, so this is the longest decoding a real model would do)
+step evaluate_feel 300 "$PYTHON" - "$WORK/runs/lora" "$WORK/cnndm-like.jsonl" "$FEEL_EXAMPLES" "$WORK/parts/evaluate_feel.json" "$DEVICE" "$DRY" <<'PY'
+import json, random, re, subprocess, sys, time
+from pathlib import Path
+from minisumm.tools.checkpoint import load_checkpoint
+run, data, count, out, device, dry = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6] == "1"
+_, tokenizer, _ = load_checkpoint(run)
+sentences = [s for line in open("minisumm/sample_data/train.jsonl") for s in re.split(r"(?<=\.) ", json.loads(line)["article"])]
+rng = random.Random(0)
+pool = " ".join(rng.sample(sentences, min(len(sentences), 400)))
+chars_per_token = len(pool) / len(tokenizer(pool)["input_ids"])
+with open(data, "w") as file:
+    for i in range(count):
+        rng.shuffle(sentences)
+        tokens = 60 if dry else min(round(rng.lognormvariate(6.55, 0.5)), 2000)
+        text = " ".join(sentences[:200])
+        while len(text) < tokens * chars_per_token:
+            text += " " + text
+        file.write(json.dumps({"id": f"feel-{i}", "article": text[:round(tokens * chars_per_token)],
+                               "highlights": " ".join(sentences[200:203])}) + "\n")
+command = [sys.executable, "evaluate.py", str(run), "--data", str(data), "--device", device, "--precision", "bf16",
+           "--out", str(run / "eval-feel"), "--no-progress", *(["--max-new-tokens", "16"] if dry else [])]
+began = time.perf_counter()
+subprocess.run(command, check=True)
+metrics = json.loads((run / "eval-feel" / "metrics.json").read_text())
+result = {"examples": count, "wall_time_s": time.perf_counter() - began, "decode_time_s": metrics.get("decode_time_s"),
+          "command": " ".join(command)}
+json.dump(result, open(out, "w"))
+print(json.dumps(result))
+PY
+
 # --- collect ------------------------------------------------------------------------------------------------------
 "$PYTHON" - "$WORK" "$RESULTS/gpu_check.json" "$DRY" "$((SECONDS - START))" <<'PY'
 import json, sys
@@ -244,7 +351,8 @@ result = {"dry_run": dry, "seconds": seconds, "all_ok": all(s["ok"] for s in ste
           "environment": load(work / "parts" / "environment.json"),
           "bench_train": (load(work / "parts" / "bench_train.json") or {}).get("rows", []),
           "bench_generate": load(work / "parts" / "bench_generate.json"),
-          "mask_probe": load(work / "parts" / "mask_probe.json"), "runs": runs, "steps": steps}
+          "mask_probe": load(work / "parts" / "mask_probe.json"), "train_feel": load(work / "parts" / "train_feel.json"),
+          "evaluate_feel": load(work / "parts" / "evaluate_feel.json"), "runs": runs, "steps": steps}
 target.parent.mkdir(parents=True, exist_ok=True)
 target.write_text(json.dumps(result, indent=1) + "\n")
 
@@ -291,6 +399,15 @@ table("short runs (train.py under torchrun but lora-fp16/fp32, + evaluate.py; sa
         number((((run["eval"] or {}).get("rouge") or {}).get("rougeLsum") or {}).get("mean"), ".2f"),
         number((run["eval"] or {}).get("decode_time_s"), ".1f")]
        for name, run in runs.items()])
+feel = (result["train_feel"] or {}).get("methods", {})
+table("what a user feels: bf16 training at CNN/DM's lengths and padding",
+      ["method", "tok/s", "MFU", "padding", "GFLOP/token"],
+      [[name, number(f.get("tokens_per_s"), ".0f"), number(f.get("mfu"), ".1%"), number(f.get("padding_fraction"), ".1%"),
+        number(f.get("model_flops_per_token", 0) / 1e9, ".2f")] for name, f in feel.items()])
+if result["evaluate_feel"]:
+    e = result["evaluate_feel"]
+    print(f"\nevaluate.py on {e['examples']:,} CNN/DM-length articles: {number(e['wall_time_s'], '.1f')} s wall, "
+          f"{number(e['decode_time_s'], '.1f')} s decoding")
 bad = [s["name"] for s in steps if not s["ok"]]
 print(f"steps: {len(steps) - len(bad)}/{len(steps)} ok{'; FAILED: ' + ', '.join(bad) if bad else ''}; "
       f"{seconds}s; wrote {target}")

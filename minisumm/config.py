@@ -209,6 +209,9 @@ class TrainConfig:
     tensorboard: bool = field(default=False, metadata=_help(
         "Also write metrics.jsonl's scalars (train loss, lr, grad_norm, tokens/s; val_loss, best_loss) to "
         "<run>/tensorboard/ for TensorBoard; needs pip install 'minisumm[tensorboard]'."))
+    compile: bool = field(default=False, metadata=_help(
+        "torch.compile each transformer block (minisumm.compiling): fewer, fused kernels on a GPU after a "
+        "first compile of seconds to minutes; the same numbers to float rounding."))
     speedups: bool = field(default=True, metadata=_help(
         "Run minisumm.speedups, exact faster equals of the plain code (the loss with the last block at the "
         "labelled positions only, block attention on CPU, the fused GELU), and decode with LoRA merged; "

@@ -45,6 +45,7 @@ import torch
 
 from minisumm import batching, data, distributed, methods, speedups
 from minisumm.batching import IGNORE_INDEX
+from minisumm.compiling import compile_blocks
 from minisumm.config import RunConfig
 from minisumm.device import autocast, resolve_device, resolve_precision
 from minisumm.errors import MinisummError
@@ -157,6 +158,8 @@ def setup(config: RunConfig, *, load=None, encode=encode_splits) -> Training:
         torch.manual_seed(distributed.dropout_seed(config.train.seed, dist.rank, 0))
     model.to(device)
     speedups.prepare_for_training(model, config.train.grad_checkpointing, speedups=config.train.speedups)
+    if config.train.compile:
+        compile_blocks(model)
     loss_fn = speedups.label_loss if config.train.speedups else label_loss  # the same sum and count
     loss_module = LossModule(model, loss_fn)
     if dist.enabled:

@@ -30,6 +30,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from minisumm import batching, data, methods
+from minisumm.compiling import compile_blocks
 from minisumm.tools import checkpoint, folder_lock, json_files
 from minisumm.tools.checkpoint import load_checkpoint
 from minisumm.tools.atomic import check_writable, write_json, write_text
@@ -86,7 +87,7 @@ def parser(prog: str = "evaluate.py") -> argparse.ArgumentParser:
                    help="Precision of the loss (autocast) and of decoding (the model cast to it); "
                         "auto: bf16/fp16 on CUDA, fp32 on CPU. (default: %(default)r)")
     p.add_argument("--seed", type=int, default=0, help="Seed of the bootstrap intervals. (default: %(default)r)")
-    add_arguments(p, TrainConfig, only=("speedups",))
+    add_arguments(p, TrainConfig, only=("speedups", "compile"))
     p.add_argument("--out", default=None, help="Output folder. (default: <run>/eval, or runs/baseline-<name>/eval)")
     p.add_argument("--no-progress", action="store_true",
                    help="No progress bars (they are only ever drawn on a terminal).")
@@ -139,6 +140,8 @@ def _evaluate(args, decode: DecodeConfig) -> tuple[dict, list, list[str]]:
         ready_to_decode(model, precision, args.speedups)  # LoRA merged, fused GELU, cast to the precision
         batch_size = decode_batch_size(args.decode_batch_size, device, args.batch_size)
         results["decode_batch_size"] = batch_size
+        if args.compile:
+            compile_blocks(model)
         reset_peak_memory(device)
         started = time.perf_counter()
         with _progress_bar(args, "decode", "summary", len(examples)) as bar:

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from minisumm import methods
+from minisumm.compiling import compile_blocks
 from minisumm.cli.evaluate import decode_config
 from minisumm.tools.console import library_bars
 from minisumm.config import DecodeConfig, TrainConfig, add_arguments
@@ -71,7 +72,7 @@ def parser(prog: str = "python -m minisumm.cli.summarize") -> argparse.ArgumentP
                    help="A UTF-8 text file, or - for standard input. (default: %(default)r)")
     add_arguments(p, DecodeConfig)
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto. (default: %(default)r)")
-    add_arguments(p, TrainConfig, only=("speedups",))
+    add_arguments(p, TrainConfig, only=("speedups", "compile"))
     return p
 
 
@@ -84,6 +85,8 @@ def main(argv=None, prog: str = "python -m minisumm.cli.summarize") -> int:
     model, tokenizer, config = load_checkpoint(args.checkpoint)
     model.to(device)
     ready_to_decode(model, resolve_precision("auto", device), args.speedups)  # as evaluate.py decodes
+    if args.compile:
+        compile_blocks(model)
     summary = summarize(model, tokenizer, [text], config.data, methods.prefix_tokens(config.method), decode)[0]
     print(printable("\n".join(split_sentences(summary))) or "(the model produced an empty summary)")
     return 0

@@ -32,7 +32,7 @@ from minisumm.tools.interrupt import raising
 
 # Settings a resumed run may change: they decide how long the loop runs and where, not what it computes.
 RESUME_FLAGS = ("epochs", "max_steps", "patience", "eval_every", "eval_batches", "log_every", "device",
-                "precision", "grad_checkpointing", "cache_dir", "tensorboard", "speedups")
+                "precision", "grad_checkpointing", "cache_dir", "tensorboard", "speedups", "compile")
 # Settings that only one method reads; giving them with another method is probably a mistake.
 METHOD_FLAGS = {"prompt": ("prompt_length", "prompt_init", "prompt_init_text"),
                 "prefix": ("prefix_length", "prefix_projection", "prompt_init", "prompt_init_text"),

@@ -8,8 +8,9 @@
                         bars; then summary.json
 
 Ctrl-C and SIGTERM (`minisumm.tools.interrupt.Interrupt`) stop the run at the first event after which no
-validation is due (under torchrun every process, when any received it: `minisumm.distributed.agreed_signal`): last/ is saved and the run can be resumed (`minisumm.tools.resume`). CUDA running out of
-memory is one sentence naming smaller batches.
+validation is due, under torchrun every process when any received it (`minisumm.distributed.agreed_signal`):
+last/ is saved and the run can be resumed (`minisumm.tools.resume`). CUDA running out of memory is one
+sentence naming smaller batches. On a GPU of `minisumm.mfu`'s table, validation lines and the summary show MFU.
 """
 
 from __future__ import annotations
