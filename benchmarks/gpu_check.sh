@@ -11,12 +11,13 @@
 #    sample data, then evaluate.py on 16 examples (bf16 decoding); one fp16 run (GradScaler) without
 #    torchrun; with two or more GPUs, one run under `--nproc_per_node=2`. Then every run folder is checked
 #    (summary, process group, world size, best/ and last/, the evaluation's metrics).
-# 4. Training speed/memory (benchmarks/bench_train.py) for every method in bf16 and fp16 (the GradScaler
+# 4. What a user feels, before the rest as the budget may cut the last steps: per method, bf16 training tokens/s and
+#    MFU (minisumm.mfu) on batches of CNN/DM's shape with its padding (lengths drawn like CNN/DM's, grouped by length
+#    as the trainer groups them); evaluate.py's wall time on 3,000 articles of CNN/DM's lengths (sample-data
+#    English, GPT-2's architecture with random weights).
+# 5. Training speed/memory (benchmarks/bench_train.py) for every method in bf16 and fp16 (the GradScaler
 #    path) at B=8, A=944, S=80 on GPT-2 small's architecture (random weights), against transformers' own loss.
-# 5. Decoding speed (benchmarks/bench_generate.py; its flags are read from its --help at run time).
-# 6. What a user feels: per method, bf16 training tokens/s and MFU (minisumm.mfu) on batches of CNN/DM's shape with
-#    its padding (lengths drawn like CNN/DM's, grouped by length as the trainer groups them); evaluate.py's wall
-#    time on 3,000 articles of CNN/DM's lengths (sample-data English, GPT-2's architecture with random weights).
+# 6. Decoding speed (benchmarks/bench_generate.py; its flags are read from its --help at run time).
 # Every step has its own timeout and its log; one JSON collects everything: ${OUT:-benchmarks/results}/gpu_check.json
 # (runs, logs and caches go to $OUT when set, else to ${TMPDIR:-/tmp}/minisumm-gpu-check). Exit 1 if any step failed.
 #
@@ -167,62 +168,6 @@ print("\n".join(problems) or "every run folder as expected")
 sys.exit(1 if problems else 0)
 PY
 
-for precision in $PRECISIONS; do
-    for method in $METHODS; do
-        step "bench_train-$method-$precision" 120 "$PYTHON" benchmarks/bench_train.py --method "$method" \
-            --precision "$precision" --device "$DEVICE" "${SHAPE[@]}" --json "$WORK/parts/bench_train.json"
-    done
-done
-
-# Would the labelled-positions label_loss gain from dropping the padding mask of right-padded batches? (A real token never
-# attends to a later pad under the causal mask, so its outputs cannot change; without a 2-D mask transformers
-# keeps SDPA's is_causal path, i.e. flash attention on GPUs.) Same losses expected, times compared.
-step mask_probe 120 "$PYTHON" - "$DEVICE" "$WORK/parts/mask_probe.json" "$DRY" <<'PY'
-import json, statistics, sys, time
-import torch
-sys.path.insert(0, "benchmarks")
-import bench_train
-from minisumm.device import autocast
-from minisumm.speedups.labelled_positions import label_loss
-device_name, out, dry = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
-size = ["--model", "tiny-random", "--batch-size", "2", "--article-tokens", "60"] if dry else ["--batch-size", "8"]
-args = bench_train.parse_args(["--method", "lora", "--device", device_name, *size])
-device = torch.device(device_name)
-model, params, _ = bench_train.build(args, device, "minisumm")
-batch = bench_train.synthetic_batch(args, model, device)
-for row in range(1, args.batch_size):  # right padding as batching.collate makes it: row r is 8r tokens shorter
-    batch["attention_mask"][row, -8 * row:] = 0
-    batch["labels"][row, -8 * row:] = -100
-ones = dict(batch, attention_mask=torch.ones_like(batch["attention_mask"]))
-def run(b):
-    torch.manual_seed(0)
-    with autocast(device, "bf16"):
-        loss_sum, count = label_loss(model, **b)
-    (loss_sum / count).backward()
-    model.zero_grad(set_to_none=True)
-    return float(loss_sum / count)
-times = {"padding_mask": [], "ones_mask": []}
-losses = {"padding_mask": run(batch), "ones_mask": run(ones)}
-for i in range(10):
-    for name in (("padding_mask", "ones_mask") if i % 2 == 0 else ("ones_mask", "padding_mask")):
-        if device.type == "cuda": torch.cuda.synchronize()
-        t = time.perf_counter(); run(batch if name == "padding_mask" else ones)
-        if device.type == "cuda": torch.cuda.synchronize()
-        times[name].append(time.perf_counter() - t)
-result = {"what": "lora bf16 forward+backward of label_loss on a right-padded batch: real mask vs all-ones mask",
-          "losses": losses, "ms": {k: 1000 * statistics.median(v) for k, v in times.items()}}
-result["speedup_without_mask"] = result["ms"]["padding_mask"] / result["ms"]["ones_mask"]
-json.dump(result, open(out, "w"))
-print(json.dumps(result))
-PY
-
-"$PYTHON" benchmarks/bench_generate.py --help > "$WORK/logs/bench_generate-help.log" 2>&1
-GEN_ARGS=()
-for flag_value in "--device=$DEVICE" "--repeats=2" "--json=$WORK/parts/bench_generate.json"; do
-    grep -q -- "${flag_value%%=*}" "$WORK/logs/bench_generate-help.log" && GEN_ARGS+=("${flag_value%%=*}" "${flag_value#*=}")
-done
-step bench_generate 150 "$PYTHON" benchmarks/bench_generate.py "${GEN_SIZE[@]}" "${GEN_ARGS[@]}"
-
 # --- what a user feels: training at CNN/DM's lengths with MFU, evaluate.py on 3,000 CNN/DM-length articles --------
 step train_feel 240 "$PYTHON" - "$DEVICE" "$WORK/parts/train_feel.json" "$FEEL_STEPS" "$METHODS" "${FEEL[@]}" <<'PY'
 """Per method: bf16 optimizer steps as the trainer takes them (minisumm's label loss, AdamW, clipping) on batches of
@@ -324,6 +269,62 @@ result = {"examples": count, "wall_time_s": time.perf_counter() - began, "decode
 json.dump(result, open(out, "w"))
 print(json.dumps(result))
 PY
+
+for precision in $PRECISIONS; do
+    for method in $METHODS; do
+        step "bench_train-$method-$precision" 120 "$PYTHON" benchmarks/bench_train.py --method "$method" \
+            --precision "$precision" --device "$DEVICE" "${SHAPE[@]}" --json "$WORK/parts/bench_train.json"
+    done
+done
+
+# Would the labelled-positions label_loss gain from dropping the padding mask of right-padded batches? (A real token never
+# attends to a later pad under the causal mask, so its outputs cannot change; without a 2-D mask transformers
+# keeps SDPA's is_causal path, i.e. flash attention on GPUs.) Same losses expected, times compared.
+step mask_probe 120 "$PYTHON" - "$DEVICE" "$WORK/parts/mask_probe.json" "$DRY" <<'PY'
+import json, statistics, sys, time
+import torch
+sys.path.insert(0, "benchmarks")
+import bench_train
+from minisumm.device import autocast
+from minisumm.speedups.labelled_positions import label_loss
+device_name, out, dry = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+size = ["--model", "tiny-random", "--batch-size", "2", "--article-tokens", "60"] if dry else ["--batch-size", "8"]
+args = bench_train.parse_args(["--method", "lora", "--device", device_name, *size])
+device = torch.device(device_name)
+model, params, _ = bench_train.build(args, device, "minisumm")
+batch = bench_train.synthetic_batch(args, model, device)
+for row in range(1, args.batch_size):  # right padding as batching.collate makes it: row r is 8r tokens shorter
+    batch["attention_mask"][row, -8 * row:] = 0
+    batch["labels"][row, -8 * row:] = -100
+ones = dict(batch, attention_mask=torch.ones_like(batch["attention_mask"]))
+def run(b):
+    torch.manual_seed(0)
+    with autocast(device, "bf16"):
+        loss_sum, count = label_loss(model, **b)
+    (loss_sum / count).backward()
+    model.zero_grad(set_to_none=True)
+    return float(loss_sum / count)
+times = {"padding_mask": [], "ones_mask": []}
+losses = {"padding_mask": run(batch), "ones_mask": run(ones)}
+for i in range(10):
+    for name in (("padding_mask", "ones_mask") if i % 2 == 0 else ("ones_mask", "padding_mask")):
+        if device.type == "cuda": torch.cuda.synchronize()
+        t = time.perf_counter(); run(batch if name == "padding_mask" else ones)
+        if device.type == "cuda": torch.cuda.synchronize()
+        times[name].append(time.perf_counter() - t)
+result = {"what": "lora bf16 forward+backward of label_loss on a right-padded batch: real mask vs all-ones mask",
+          "losses": losses, "ms": {k: 1000 * statistics.median(v) for k, v in times.items()}}
+result["speedup_without_mask"] = result["ms"]["padding_mask"] / result["ms"]["ones_mask"]
+json.dump(result, open(out, "w"))
+print(json.dumps(result))
+PY
+
+"$PYTHON" benchmarks/bench_generate.py --help > "$WORK/logs/bench_generate-help.log" 2>&1
+GEN_ARGS=()
+for flag_value in "--device=$DEVICE" "--repeats=2" "--json=$WORK/parts/bench_generate.json"; do
+    grep -q -- "${flag_value%%=*}" "$WORK/logs/bench_generate-help.log" && GEN_ARGS+=("${flag_value%%=*}" "${flag_value#*=}")
+done
+step bench_generate 150 "$PYTHON" benchmarks/bench_generate.py "${GEN_SIZE[@]}" "${GEN_ARGS[@]}"
 
 # --- collect ------------------------------------------------------------------------------------------------------
 "$PYTHON" - "$WORK" "$RESULTS/gpu_check.json" "$DRY" "$((SECONDS - START))" <<'PY'
