@@ -65,19 +65,22 @@ def test_last_block_at_labelled_positions_equals_the_full_forward_there():
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
 
 
+# Every method at a tiny size, each trainable part on a path the loss reaches (used by test_mask_free too).
+METHOD_CONFIGS = {"prompt": MethodConfig(method="prompt", prompt_length=3, prompt_init="random"),
+                  "prefix": MethodConfig(method="prefix", prefix_length=3, prompt_init="vocab"),
+                  "prefix-projection": MethodConfig(method="prefix", prefix_length=3, prefix_projection=True,
+                                                    prompt_init="vocab"),
+                  "lora": MethodConfig(method="lora", lora_targets="qv,proj,mlp", lora_rank=2),
+                  "last-layers": MethodConfig(method="last-layers", last_layers=1),
+                  "full": MethodConfig(method="full")}
+
+
 @pytest.mark.parametrize("loss_module", [plain, fast], ids=["plain", "labelled-positions"])
 @pytest.mark.parametrize("name", ["prompt", "prefix", "prefix-projection", "lora", "last-layers", "full"])
 def test_label_loss_gradients_equal_transformers_labels_loss_for_every_method(name, loss_module):
     """Same loss and same gradient on every trainable tensor as the full-logits loss (dropout off)."""
-    configs = {"prompt": MethodConfig(method="prompt", prompt_length=3, prompt_init="random"),
-               "prefix": MethodConfig(method="prefix", prefix_length=3, prompt_init="vocab"),
-               "prefix-projection": MethodConfig(method="prefix", prefix_length=3, prefix_projection=True,
-                                                 prompt_init="vocab"),
-               "lora": MethodConfig(method="lora", lora_targets="qv,proj,mlp", lora_rank=2),
-               "last-layers": MethodConfig(method="last-layers", last_layers=1),
-               "full": MethodConfig(method="full")}
     model, _ = load_model_and_tokenizer("tiny-random")
-    trainable = methods.apply(model, configs[name])
+    trainable = methods.apply(model, METHOD_CONFIGS[name])
     with torch.no_grad():  # LoRA's B starts at zero: move it so that its gradient path is exercised too
         for p in trainable:
             p.add_(torch.randn_like(p) * 0.05)

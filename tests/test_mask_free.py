@@ -10,19 +10,12 @@ import torch
 from minisumm import methods
 from minisumm import loss as plain
 from minisumm.batching import IGNORE_INDEX, collate
-from minisumm.config import MethodConfig
 from minisumm.model import body
 from minisumm.speedups import labelled_positions as fast
 from minisumm.speedups import prepare_for_training
 from minisumm.tools.loading import load_model_and_tokenizer
+from test_loss import METHOD_CONFIGS
 
-METHODS = {"prompt": MethodConfig(method="prompt", prompt_length=3, prompt_init="random"),
-           "prefix": MethodConfig(method="prefix", prefix_length=3, prompt_init="vocab"),
-           "prefix-projection": MethodConfig(method="prefix", prefix_length=3, prefix_projection=True,
-                                             prompt_init="vocab"),
-           "lora": MethodConfig(method="lora", lora_targets="qv,proj,mlp", lora_rank=2),
-           "last-layers": MethodConfig(method="last-layers", last_layers=1),
-           "full": MethodConfig(method="full")}
 
 
 def right_padded_batch():
@@ -38,14 +31,14 @@ def right_padded_batch():
 def model_with(name):
     torch.manual_seed(0)
     model, _ = load_model_and_tokenizer("tiny-random")
-    trainable = methods.apply(model, METHODS[name])
+    trainable = methods.apply(model, METHOD_CONFIGS[name])
     with torch.no_grad():  # LoRA's B starts at zero: move every trainable so that all of them matter
         for p in trainable:
             p.add_(torch.randn_like(p) * 0.05)
     return model, trainable
 
 
-@pytest.mark.parametrize("name", METHODS)
+@pytest.mark.parametrize("name", METHOD_CONFIGS)
 def test_hidden_states_without_a_mask_equal_the_masked_ones(name):
     model, _ = model_with(name)
     batch = right_padded_batch()
@@ -62,7 +55,7 @@ def test_hidden_states_without_a_mask_equal_the_masked_ones(name):
 
 
 @pytest.mark.parametrize("loss_module", [plain, fast], ids=["plain", "labelled-positions"])
-@pytest.mark.parametrize("name", METHODS)
+@pytest.mark.parametrize("name", METHOD_CONFIGS)
 def test_loss_and_gradients_without_a_mask_equal_the_masked_ones(name, loss_module):
     model, trainable = model_with(name)
     batch = right_padded_batch()
